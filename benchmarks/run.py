@@ -1,0 +1,565 @@
+#!/usr/bin/env python3
+"""Benchmark pypeln against its peers and against pypeln 0.4.9.
+
+Run it as ``./dev bench [ARGS]`` (or ``python benchmarks/run.py [ARGS]`` in an environment
+that has the ``bench`` extras). Every row runs in a fresh interpreter under a hard timeout;
+see benchmarks/README.md for the workloads and the fairness rules.
+
+Examples::
+
+    ./dev bench                      # everything, best of 3 (about 5 minutes)
+    ./dev bench --quick              # smaller sizes, one repetition: a smoke run
+    ./dev bench --only thread        # rows whose name has a word starting with "thread"
+    ./dev bench --only process,task --check
+    ./dev bench --list               # show the rows and exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+WORKER = BENCH_DIR / "worker.py"
+DEFAULT_RESULTS = BENCH_DIR / "results"
+DEFAULT_LEGACY_VENV = BENCH_DIR / ".venv-pypeln049"
+
+sys.path.insert(0, str(BENCH_DIR))
+
+from suite import (  # noqa: E402
+    FULL_SIZES,
+    LATENCY,
+    LATENCY_MS,
+    LEGACY,
+    LEGACY_VERSION,
+    OURS,
+    QUICK_SIZES,
+    RATIO,
+    TARGETS,
+    TIME_VS_IDEAL,
+    Row,
+    Target,
+    build_rows,
+)
+
+EXIT_GRACE = 5.0  # seconds a finished row may take to exit before it is killed
+
+WORKLOADS: Dict[str, str] = {
+    "overhead": "Trivial function (x + 1; `async def` for task rows): the cost of the machinery "
+                "per item. Higher items/s is better.",
+    "io-sleep": "Every item sleeps 10 ms (time.sleep for threads, asyncio.sleep for tasks); "
+                "ideal time = items x 10 ms / workers.",
+    "pipeline": "map(x + 1) -> filter(even) -> map(x * 2), each stage with its own workers.",
+    "first-item": "Time from starting to iterate a process stage over range(1,000,000) to its "
+                  "first item, pool start-up included. Lower is better.",
+}
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Result:
+    row: Row
+    status: str = "skipped"  # ok | n/a | error | timeout | skipped
+    times: List[float] = field(default_factory=list)
+    reason: str = ""
+    traceback: str = ""
+    notes: List[str] = field(default_factory=list)
+    pypeln_version: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and bool(self.times)
+
+    @property
+    def best(self) -> Optional[float]:
+        return min(self.times) if self.ok else None
+
+    @property
+    def items_per_s(self) -> Optional[float]:
+        best = self.best
+        if best is None or self.row.metric == LATENCY:
+            return None
+        return self.row.n / best if best > 0 else float("inf")
+
+    @property
+    def x_ideal(self) -> Optional[float]:
+        best = self.best
+        if best is None or not self.row.ideal:
+            return None
+        return best / self.row.ideal
+
+
+def ratio(ours: Optional[Result], peer: Optional[Result]) -> Optional[float]:
+    """How many times better ours is than peer: > 1 means ours wins."""
+    if ours is None or peer is None or not ours.ok or not peer.ok:
+        return None
+    if ours.row.metric == LATENCY:
+        assert ours.best is not None and peer.best is not None
+        return peer.best / ours.best if ours.best > 0 else float("inf")
+    assert ours.items_per_s is not None and peer.items_per_s is not None
+    return ours.items_per_s / peer.items_per_s if peer.items_per_s > 0 else float("inf")
+
+
+# --------------------------------------------------------------------------- running a row
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _kill_group(pgid: int) -> bool:
+    """Kill what is left of the process group the row started; True if anything was left."""
+    if not _group_alive(pgid):
+        return False
+    time.sleep(0.5)  # children may still be on their way out
+    if not _group_alive(pgid):
+        return False
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def run_row(row: Row, python: str, env: Dict[str, str], repeat: int, budget: float,
+            timeout: float) -> Result:
+    result = Result(row)
+    with tempfile.TemporaryDirectory(prefix="pypeln-bench-") as tmp:
+        result_file = Path(tmp) / "result.json"
+        stdout_file, stderr_file = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        spec = {
+            "case": row.case, "n": row.n, "params": row.params, "check": row.check,
+            "repeat": repeat, "budget": budget, "result_file": str(result_file),
+        }
+        with open(stdout_file, "wb") as out, open(stderr_file, "wb") as err:
+            proc = subprocess.Popen(
+                [python, str(WORKER), json.dumps(spec)], cwd=str(BENCH_DIR), env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        finished_at: Optional[float] = None
+        killed = ""
+        while True:
+            try:
+                proc.wait(timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if finished_at is None and result_file.exists():
+                finished_at = now
+            if finished_at is not None and now - finished_at > EXIT_GRACE:
+                killed = f"did not exit within {EXIT_GRACE:.0f} s of finishing; killed"
+            elif finished_at is None and now > deadline:
+                killed = "timeout"
+            if killed:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                break
+        if _kill_group(proc.pid):
+            result.notes.append("left processes running after exit; killed")
+
+        if result_file.exists():
+            data = json.loads(result_file.read_text(encoding="utf-8"))
+            result.status = data["status"]
+            result.times = [float(t) for t in data.get("times", [])]
+            result.reason = data.get("reason", "")
+            result.traceback = data.get("traceback", "")
+            result.pypeln_version = data.get("pypeln_version")
+            if killed:
+                result.notes.append(killed)
+        elif killed == "timeout":
+            result.status, result.reason = "timeout", f"no result within {timeout:.0f} s"
+        else:
+            result.status = "error"
+            result.reason = (f"worker exited with code {proc.returncode}: "
+                             + (_tail(stderr_file) or "no output"))
+            result.traceback = _tail(stderr_file, 40)
+    return result
+
+
+# --------------------------------------------------------------------------- pypeln 0.4.9
+
+
+def _venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def legacy_python(venv: Path) -> Tuple[Optional[str], str]:
+    """The interpreter of a virtual environment holding pypeln 0.4.9, created on first use."""
+    python = _venv_python(venv)
+    stamp = venv / f".pypeln-{LEGACY_VERSION}-ready"
+    if python.exists() and stamp.exists():
+        return str(python), ""
+    print(f"Setting up pypeln {LEGACY_VERSION} in {_display(venv)} (first run only) ...",
+          flush=True)
+    steps = [
+        [sys.executable, "-m", "venv", "--clear", str(venv)],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         f"pypeln=={LEGACY_VERSION}"],
+        [str(python), "-c", "import pypeln, sys; sys.exit(pypeln.__version__ != sys.argv[1])",
+         LEGACY_VERSION],
+    ]
+    for step in steps:
+        try:
+            done = subprocess.run(step, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, timeout=600, cwd=str(BENCH_DIR))
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return None, f"setting up pypeln {LEGACY_VERSION} failed: {error}"
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["exit code %d" % done.returncode])[-1]
+            return None, f"setting up pypeln {LEGACY_VERSION} failed: {last}"
+    stamp.write_text(LEGACY_VERSION + "\n", encoding="utf-8")
+    return str(python), ""
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_DIR))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def selected(rows: Sequence[Row], patterns: Sequence[str]) -> List[Row]:
+    """Rows where some pattern starts a word of the row's key, label or kind (any case).
+
+    Matching at word starts keeps ``sync`` from selecting ``asyncio`` rows.
+    """
+    if not patterns:
+        return list(rows)
+    regexes = [re.compile(r"(?<![a-z0-9])" + re.escape(p.lower())) for p in patterns]
+    return [row for row in rows if any(r.search(row.search_text.lower()) for r in regexes)]
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _num(x: Optional[float], digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    if x == float("inf"):
+        return "inf"
+    if x >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}" if x < 1 else f"{x:,.{max(digits - len(str(int(x))), 0)}f}"
+
+
+def _ratio_text(x: Optional[float]) -> str:
+    if x is None:
+        return "—"
+    if x == float("inf"):
+        return "inf"
+    return f"{x:,.0f}x" if x >= 100 else f"{x:.3g}x"
+
+
+def _status_text(result: Result) -> str:
+    return result.status if result.status != "n/a" else "n/a"
+
+
+def workload_tables(results: Sequence[Result]) -> List[Tuple[str, List[str], List[List[str]]]]:
+    """(workload, headers, rows of cells) for every workload that has results."""
+    by_key = {r.row.key: r for r in results}
+    tables = []
+    for workload in WORKLOADS:
+        these = [r for r in results if r.row.workload == workload]
+        if not these:
+            continue
+        latency = these[0].row.metric == LATENCY
+        with_ideal = any(r.row.ideal for r in these)
+        if latency:
+            headers = ["group", "row", "first item ms", "ours better by", "note"]
+        else:
+            headers = ["group", "row", "items", "best s", "items/s", "ours ÷ row"]
+            if with_ideal:
+                headers += ["ideal s", "÷ ideal"]
+            headers += ["note"]
+        lines = []
+        for r in these:
+            ours = by_key.get(f"{workload}/{r.row.group}/ours")
+            rel = ratio(ours, r) if r.row.kind != OURS else None
+            note = "; ".join(n for n in [r.row.note, *r.notes] if n)
+            if not r.ok:
+                note = f"{r.reason}; {note}" if r.reason and note else (r.reason or note)
+            if latency:
+                ms = _num(r.best * 1000) if r.best is not None else _status_text(r)
+                lines.append([r.row.group, r.row.label, ms, _ratio_text(rel), note])
+                continue
+            cells = [r.row.group, r.row.label, f"{r.row.n:,}"]
+            if r.ok:
+                cells += [_num(r.best), _num(r.items_per_s), _ratio_text(rel)]
+            else:
+                cells += [_status_text(r), "—", "—"]
+            if with_ideal:
+                cells += [_num(r.row.ideal) if r.row.ideal else "—", _ratio_text(r.x_ideal)]
+            cells.append(note)
+            lines.append(cells)
+        tables.append((workload, headers, lines))
+    return tables
+
+
+def _is_numeric(header: str) -> bool:
+    return header not in ("group", "row", "note")
+
+
+def text_table(headers: List[str], lines: List[List[str]]) -> str:
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+
+    def fmt(cells: List[str]) -> str:
+        parts = [c.rjust(w) if _is_numeric(h) else c.ljust(w)
+                 for c, w, h in zip(cells, widths, headers)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+
+
+def markdown_table(headers: List[str], lines: List[List[str]]) -> str:
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    align = ["---:" if _is_numeric(h) else "---" for h in headers]
+    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
+    out += ["| " + " | ".join(esc(c) for c in line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+@dataclass
+class Verdict:
+    target: Target
+    status: str  # PASS | FAIL | N/A | SKIP
+    measured: str
+
+
+def judge(target: Target, by_key: Dict[str, Result]) -> Verdict:
+    ours = by_key.get(target.ours)
+    if ours is None or (target.peer is not None and target.peer not in by_key):
+        return Verdict(target, "SKIP", "not run")
+    if ours.status == "n/a":
+        return Verdict(target, "N/A", f"ours: {ours.reason or 'n/a'}")
+    if not ours.ok:
+        return Verdict(target, "FAIL", f"ours: {ours.status}")
+    assert ours.best is not None
+    if target.kind == RATIO:
+        peer = by_key[target.peer or ""]
+        value = ratio(ours, peer)
+        if value is None:
+            return Verdict(target, "N/A", f"peer: {peer.status}")
+        good = value > target.threshold if target.strict else value >= target.threshold
+        return Verdict(target, "PASS" if good else "FAIL", _ratio_text(value))
+    if target.kind == TIME_VS_IDEAL:
+        ideal = ours.row.ideal or 0.0
+        good = ours.best <= target.threshold * ideal
+        return Verdict(target, "PASS" if good else "FAIL",
+                       f"{ours.best:.3f} s = {_ratio_text(ours.x_ideal)} ideal {ideal:.3g} s")
+    if target.kind == LATENCY_MS:
+        ms = ours.best * 1000
+        return Verdict(target, "PASS" if ms <= target.threshold else "FAIL", f"{ms:.1f} ms")
+    raise ValueError(target.kind)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="./dev bench", description="Benchmark pypeln against its peers and pypeln 0.4.9.")
+    parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                        help="run only rows with a word starting with PATTERN in their name "
+                             "(workload/group/row, label, or ours|peer|legacy); comma-separated "
+                             "or repeated patterns are OR-ed")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes and one repetition: a smoke run, not a measurement")
+    parser.add_argument("--repeat", type=int, default=None, metavar="N",
+                        help="best of N runs per row (default 3, 1 with --quick)")
+    parser.add_argument("--legacy-repeat", type=int, default=1, metavar="N",
+                        help=f"best of N for pypeln {LEGACY_VERSION} rows (default 1)")
+    parser.add_argument("--budget", type=float, default=8.0, metavar="SECONDS",
+                        help="stop repeating a row once its runs took this long (default 8)")
+    parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="hard limit for each row (default 120)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit non-zero if a target FAILs")
+    parser.add_argument("--no-legacy", action="store_true",
+                        help=f"leave out the pypeln {LEGACY_VERSION} rows (needs no extra venv)")
+    parser.add_argument("--legacy-venv", type=Path, default=DEFAULT_LEGACY_VENV, metavar="DIR",
+                        help=f"virtual environment for pypeln {LEGACY_VERSION} "
+                             "(created on first use)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS, metavar="DIR",
+                        help="where latest.md and latest.json are written")
+    parser.add_argument("--list", action="store_true", help="list the selected rows and exit")
+    args = parser.parse_args(argv)
+    args.only = [p.strip() for arg in args.only for p in arg.split(",") if p.strip()]
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
+    return args
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    rows = selected(build_rows(sizes), args.only)
+    if args.no_legacy:
+        rows = [r for r in rows if r.kind != LEGACY]
+    if args.list:
+        for row in rows:
+            print(f"{row.key:32} {row.kind:6} n={row.n:<9,} {row.label}")
+        return 0
+    if not rows:
+        print("no rows match", ", ".join(args.only), file=sys.stderr)
+        return 2
+
+    base_env = dict(os.environ)
+    base_env.pop("PYTHONPATH", None)
+    base_env["PYTHONNOUSERSITE"] = "1"
+    ours_env = dict(base_env, PYTHONPATH=str(REPO_DIR))  # this checkout's pypeln, always
+    legacy: Tuple[Optional[str], str] = (None, "")
+    if any(r.kind == LEGACY for r in rows):
+        legacy = legacy_python(args.legacy_venv)
+        if legacy[0] is None:
+            print(f"  {legacy[1]}", flush=True)
+
+    print(f"pypeln benchmarks: {len(rows)} rows, python {platform.python_version()}, "
+          f"{os.cpu_count()} cpus{', quick sizes' if args.quick else ''}", flush=True)
+    started = time.perf_counter()
+    results: List[Result] = []
+    width = max(len(r.key) for r in rows)
+    for i, row in enumerate(rows, 1):
+        print(f"[{i:2}/{len(rows)}] {row.key:{width}} ", end="", flush=True)
+        if row.kind == LEGACY:
+            python, env, repeat = legacy[0], base_env, args.legacy_repeat
+        else:
+            python, env, repeat = sys.executable, (ours_env if row.kind == OURS else base_env), \
+                args.repeat
+        if python is None:
+            result = Result(row, status="n/a", reason=legacy[1])
+        else:
+            result = run_row(row, python, env, repeat, args.budget, args.timeout)
+        results.append(result)
+        if result.ok:
+            assert result.best is not None
+            if row.metric == LATENCY:
+                print(f"{result.best * 1000:9.1f} ms", flush=True)
+            else:
+                print(f"{result.best:9.3f} s {result.items_per_s:12,.0f} items/s"
+                      f"  (best of {len(result.times)})", flush=True)
+        else:
+            print(f"{result.status}: {result.reason}", flush=True)
+        for note in result.notes:
+            print(f"        {note}", flush=True)
+    elapsed = time.perf_counter() - started
+
+    by_key = {r.row.key: r for r in results}
+    verdicts = [judge(t, by_key) for t in TARGETS]
+    verdicts = [v for v in verdicts if v.status != "SKIP"]
+    ours_version = next((r.pypeln_version for r in results
+                         if r.row.kind == OURS and r.pypeln_version), None)
+    header = (f"python {platform.python_version()} on {platform.system()} "
+              f"{platform.machine()}, {os.cpu_count()} cpus; pypeln {ours_version or '(not importable)'} "
+              f"vs pypeln {LEGACY_VERSION}; best of {args.repeat} "
+              f"(pypeln {LEGACY_VERSION}: {args.legacy_repeat}); "
+              f"{'quick sizes; ' if args.quick else ''}run took {elapsed:.0f} s")
+    tables = workload_tables(results)
+
+    print()
+    print(header)
+    for workload, headers, lines in tables:
+        print(f"\n== {workload}: {WORKLOADS[workload]}")
+        print(text_table(headers, lines))
+    if verdicts:
+        print("\nTargets (ours ÷ peer, higher is better for us):")
+        for v in verdicts:
+            print(f"  {v.status:4}  {v.target.text}  [{v.measured}]")
+        if args.quick:
+            print("  (quick sizes: indicative only)")
+
+    command = " ".join(["./dev bench", *(argv if argv is not None else sys.argv[1:])])
+    md = ["# pypeln benchmark results", "", header, "", f"Command: `{command}`", ""]
+    md.append("Ratios are ours ÷ row (items/s), so > 1x means pypeln is faster; for first-item "
+              "latency it is row ÷ ours (ms). Rules: see benchmarks/README.md.")
+    for workload, headers, lines in tables:
+        md += ["", f"## {workload}", "", WORKLOADS[workload], "", markdown_table(headers, lines)]
+    if verdicts:
+        md += ["", "## Targets", "", "| status | target | measured |", "| --- | --- | ---: |"]
+        md += [f"| {v.status} | {v.target.text} | {v.measured} |" for v in verdicts]
+    _write(args.out / "latest.md", "\n".join(md) + "\n")
+
+    data = {
+        "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpus": os.cpu_count(),
+        "pypeln": ours_version,
+        "legacy": LEGACY_VERSION,
+        "quick": args.quick,
+        "repeat": args.repeat,
+        "legacy_repeat": args.legacy_repeat,
+        "only": args.only,
+        "seconds": round(elapsed, 1),
+        "rows": [
+            {
+                "key": r.row.key, "workload": r.row.workload, "group": r.row.group,
+                "label": r.row.label, "kind": r.row.kind, "items": r.row.n,
+                "params": r.row.params, "metric": r.row.metric, "status": r.status,
+                "times": r.times, "best_s": r.best, "items_per_s": r.items_per_s,
+                "ours_over_row": ratio(by_key.get(f"{r.row.workload}/{r.row.group}/ours"), r)
+                if r.row.kind != OURS else None,
+                "ideal_s": r.row.ideal, "x_ideal": r.x_ideal,
+                "note": "; ".join(n for n in [r.row.note, *r.notes] if n),
+                "reason": r.reason, "traceback": r.traceback,
+            }
+            for r in results
+        ],
+        "targets": [
+            {"target": v.target.text, "status": v.status, "measured": v.measured}
+            for v in verdicts
+        ],
+    }
+    _write(args.out / "latest.json", json.dumps(data, indent=2) + "\n")
+    print(f"\nwrote {_display(args.out / 'latest.md')} and {_display(args.out / 'latest.json')}")
+
+    if args.check and any(v.status == "FAIL" for v in verdicts):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

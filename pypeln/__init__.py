@@ -1,0 +1,25 @@
+"""pypeln: concurrent data pipelines made easy.
+
+One API, four backends: `pypeln.process` (processes, for CPU work), `pypeln.thread`
+(threads, for blocking I/O), `pypeln.task` (asyncio, for async I/O) and `pypeln.sync`
+(plain generators). Stages compose with ``|`` and mix across backends::
+
+    import pypeln as pl
+    results = range(10) | pl.thread.map(lambda x: x * 2, workers=4) | pl.sync.ordered | list
+"""
+
+from __future__ import annotations
+
+from . import sync, thread
+from ._core.element import Element
+from ._core.errors import RemoteTraceback, WorkerDiedError
+from ._core.stage import Partial, Stage
+
+__version__ = "0.5.0"
+
+BaseStage = Stage
+
+__all__ = [
+    "sync", "thread", "Element", "Stage", "BaseStage", "Partial", "RemoteTraceback",
+    "WorkerDiedError", "__version__",
+]

@@ -1,0 +1,1 @@
+"""Backend-neutral core: items, the stage graph, operators, injection, checks, errors."""

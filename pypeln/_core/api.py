@@ -1,0 +1,355 @@
+"""The stage functions of the contract, written once and bound to each backend.
+
+Each backend module does ``_fns = StageFunctions(backend)`` and exports its bound methods
+(``map = _fns.map``, ...). Docstrings are templates: ``{pl}`` becomes the module's name.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import (
+    Any,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    List,
+    Optional,
+    TypeVar,
+    Union,
+    overload,
+)
+
+from typing_extensions import Literal
+
+from . import checks
+from .element import Element
+from .ops import EACH, FILTER, FLAT_MAP, FORWARD, MAP, ORDERED, Operator
+from .stage import UNDEFINED, Backend, Partial, Stage, Undefined, iter_elements, iter_values
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+Source = Union[Stage[A], Iterable[A], AsyncIterable[A]]
+OptionalCallback = Optional[Callable[..., Any]]
+
+_PUBLIC = ("map", "filter", "flat_map", "each", "ordered", "concat", "from_iterable",
+           "to_iterable", "run")
+
+
+class StageFunctions:
+    """The contract's stage functions for one backend."""
+
+    #: the smallest `workers` the backend accepts (`task` takes 0 for "no limit")
+    min_workers = 1
+    #: whether a source may be an async iterable (`task`)
+    accepts_async = False
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        prefix = f"pl.{backend.name}"
+        for name in _PUBLIC:
+            method = getattr(type(self), name)
+            copy = types.FunctionType(
+                method.__code__, method.__globals__, name, method.__defaults__, method.__closure__
+            )
+            copy.__kwdefaults__ = method.__kwdefaults__
+            copy.__doc__ = (method.__doc__ or "").replace("{pl}", prefix)
+            copy.__qualname__ = name
+            copy.__module__ = f"pypeln.{backend.name}"
+            copy.__annotations__ = method.__annotations__
+            setattr(self, name, types.MethodType(copy, self))
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _where(self, name: str) -> str:
+        return f"pl.{self.backend.name}.{name}"
+
+    def _per_item(
+        self,
+        op: Operator,
+        f: Any,
+        stage: Any,
+        workers: Any,
+        maxsize: Any,
+        timeout: Any,
+        on_start: Any,
+        on_done: Any,
+    ) -> Any:
+        where = self._where(op.name)
+        checks.stage_params(where, f, workers, maxsize, timeout, on_start, on_done, self.min_workers)
+        if isinstance(stage, Undefined):
+            return Partial(
+                lambda s: self._per_item(op, f, s, workers, maxsize, timeout, on_start, on_done)
+            )
+        checks.source(where, "stage", stage, self.accepts_async)
+        return Stage(
+            self.backend, op, (stage,), f=f, workers=workers, maxsize=maxsize, timeout=timeout,
+            on_start=on_start, on_done=on_done, where=where,
+        )
+
+    # -- per-item operators --------------------------------------------------------------
+
+    @overload
+    def map(
+        self, f: Callable[..., B], stage: Source[Any], workers: int = 1, maxsize: int = 0,
+        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+    ) -> Stage[B]: ...
+
+    @overload
+    def map(
+        self, f: Callable[..., B], stage: Undefined = UNDEFINED, workers: int = 1,
+        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
+    ) -> Partial[Stage[B]]: ...
+
+    def map(
+        self, f: Callable[..., Any], stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
+        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+    ) -> Any:
+        """Apply ``f`` to each item: ``f(x) -> y``.
+
+        >>> import pypeln as pl
+        >>> sorted({pl}.map(lambda x: x * 2, range(4), workers=2))
+        [0, 2, 4, 6]
+
+        Args:
+            f: the function; it may also declare parameters named after `on_start`'s
+                resources, ``worker_info`` or ``element_index``.
+            stage: a Stage of any backend or an iterable; omitted, a `Partial` is returned.
+            workers: how many workers run ``f`` at once.
+            maxsize: the most items the stage holds at once (0: no bound).
+            timeout: seconds one item may take (0: no limit); an overrunning item is dropped.
+            on_start: runs once per worker first; may return a dict of resources.
+            on_done: runs once per worker last.
+        """
+        return self._per_item(MAP, f, stage, workers, maxsize, timeout, on_start, on_done)
+
+    @overload
+    def filter(
+        self, f: Callable[..., Any], stage: Source[A], workers: int = 1, maxsize: int = 0,
+        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+    ) -> Stage[A]: ...
+
+    @overload
+    def filter(
+        self, f: Callable[..., Any], stage: Undefined = UNDEFINED, workers: int = 1,
+        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
+    ) -> Partial[Stage[Any]]: ...
+
+    def filter(
+        self, f: Callable[..., Any], stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
+        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+    ) -> Any:
+        """Keep the items ``x`` for which ``f(x)`` is truthy.
+
+        >>> import pypeln as pl
+        >>> sorted({pl}.filter(lambda x: x % 2 == 0, range(6), workers=2))
+        [0, 2, 4]
+
+        Parameters are those of `map`.
+        """
+        return self._per_item(FILTER, f, stage, workers, maxsize, timeout, on_start, on_done)
+
+    @overload
+    def flat_map(
+        self, f: Callable[..., Iterable[B]], stage: Source[Any], workers: int = 1,
+        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
+    ) -> Stage[B]: ...
+
+    @overload
+    def flat_map(
+        self, f: Callable[..., Iterable[B]], stage: Undefined = UNDEFINED, workers: int = 1,
+        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
+    ) -> Partial[Stage[B]]: ...
+
+    def flat_map(
+        self, f: Callable[..., Any], stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
+        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+    ) -> Any:
+        """Emit, one by one, the items of the iterable ``f(x)`` returns.
+
+        Each output's index is its input's index extended by its position, so `ordered`
+        restores source order after a `flat_map`.
+
+        >>> import pypeln as pl
+        >>> sorted({pl}.flat_map(lambda x: [x] * x, range(4)))
+        [1, 2, 2, 3, 3, 3]
+
+        Parameters are those of `map`.
+        """
+        return self._per_item(FLAT_MAP, f, stage, workers, maxsize, timeout, on_start, on_done)
+
+    @overload
+    def each(
+        self, f: Callable[..., Any], stage: Source[Any], workers: int = 1, maxsize: int = 0,
+        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        run: Literal[False] = False,
+    ) -> Stage[None]: ...
+
+    @overload
+    def each(
+        self, f: Callable[..., Any], stage: Source[Any], workers: int = 1, maxsize: int = 0,
+        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        *, run: Literal[True],
+    ) -> None: ...
+
+    @overload
+    def each(
+        self, f: Callable[..., Any], stage: Undefined = UNDEFINED, workers: int = 1,
+        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None, run: bool = False,
+    ) -> Partial[Any]: ...
+
+    def each(
+        self, f: Callable[..., Any], stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
+        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        run: bool = False,
+    ) -> Any:
+        """Call ``f(x)`` on each item for its side effect; the stage emits nothing.
+
+        With ``run=True`` the pipeline runs at once and None is returned.
+
+        >>> import pypeln as pl
+        >>> {pl}.each(print, [1], run=True)
+        1
+
+        Parameters are those of `map`.
+        """
+        checks.flag(self._where("each"), "run", run)
+        if isinstance(stage, Undefined):
+            checks.stage_params(self._where("each"), f, workers, maxsize, timeout, on_start,
+                                on_done, self.min_workers)
+            return Partial(
+                lambda s: self.each(f, s, workers, maxsize, timeout, on_start, on_done, run)
+            )
+        result = self._per_item(EACH, f, stage, workers, maxsize, timeout, on_start, on_done)
+        if run:
+            for _ in result:
+                pass
+            return None
+        return result
+
+    # -- whole-stream stages -------------------------------------------------------------
+
+    @overload
+    def ordered(self, stage: Source[A], maxsize: int = 0) -> Stage[A]: ...
+
+    @overload
+    def ordered(self, stage: Undefined = UNDEFINED, maxsize: int = 0) -> Partial[Stage[Any]]: ...
+
+    def ordered(self, stage: Any = UNDEFINED, maxsize: int = 0) -> Any:
+        """Emit the items in the order of their source (by index), once all have arrived.
+
+        Holds every item in memory before emitting the first.
+
+        >>> import pypeln as pl, time
+        >>> def slow(x):
+        ...     time.sleep(0.01 * (3 - x))
+        ...     return x
+        >>> list({pl}.map(slow, range(3), workers=3) | {pl}.ordered)
+        [0, 1, 2]
+        """
+        where = self._where("ordered")
+        checks.integer(where, "maxsize", maxsize, 0)
+        if isinstance(stage, Undefined):
+            return Partial(lambda s: self.ordered(s, maxsize))
+        checks.source(where, "stage", stage, self.accepts_async)
+        return Stage(self.backend, ORDERED, (stage,), maxsize=maxsize, where=where)
+
+    def concat(self, stages: List[Source[A]], maxsize: int = 0) -> Stage[A]:
+        """Merge the items of several stages or iterables (in no particular order).
+
+        >>> import pypeln as pl
+        >>> sorted({pl}.concat([range(2), {pl}.map(lambda x: x * 10, range(1, 3))]))
+        [0, 1, 10, 20]
+        """
+        where = self._where("concat")
+        checks.integer(where, "maxsize", maxsize, 0)
+        if isinstance(stages, (str, bytes)) or not hasattr(stages, "__iter__"):
+            raise TypeError(f"{where}: stages must be a list of stages or iterables, got {stages!r}")
+        stages = list(stages)
+        for i, s in enumerate(stages):
+            checks.source(where, f"stages[{i}]", s, self.accepts_async)
+        return Stage(self.backend, FORWARD, tuple(stages), maxsize=maxsize, where=where)
+
+    @overload
+    def from_iterable(
+        self, iterable: Source[A], use_thread: bool = True, maxsize: int = 0
+    ) -> Stage[A]: ...
+
+    @overload
+    def from_iterable(
+        self, iterable: Undefined = UNDEFINED, use_thread: bool = True, maxsize: int = 0
+    ) -> Partial[Stage[Any]]: ...
+
+    def from_iterable(
+        self, iterable: Any = UNDEFINED, use_thread: bool = True, maxsize: int = 0
+    ) -> Any:
+        """A stage that emits the items of `iterable`, indexed by position.
+
+        ``use_thread`` (`process`: read the source in a thread of the parent rather than in a
+        process of its own; `task`: iterate a sync iterable in a thread, not on the loop).
+
+        >>> import pypeln as pl
+        >>> list({pl}.from_iterable(range(3)))
+        [0, 1, 2]
+        """
+        where = self._where("from_iterable")
+        checks.flag(where, "use_thread", use_thread)
+        checks.integer(where, "maxsize", maxsize, 0)
+        if isinstance(iterable, Undefined):
+            return Partial(lambda s: self.from_iterable(s, use_thread, maxsize))
+        checks.source(where, "iterable", iterable, self.accepts_async)
+        return Stage(self.backend, FORWARD, (iterable,), maxsize=maxsize,
+                     options={"use_thread": use_thread}, where=where)
+
+    # -- consuming -----------------------------------------------------------------------
+
+    @overload
+    def to_iterable(
+        self, stage: Source[A], maxsize: int = 0, return_index: Literal[False] = False
+    ) -> Iterable[A]: ...
+
+    @overload
+    def to_iterable(
+        self, stage: Source[Any], maxsize: int = 0, *, return_index: Literal[True]
+    ) -> Iterable[Element]: ...
+
+    @overload
+    def to_iterable(
+        self, stage: Undefined = UNDEFINED, maxsize: int = 0, return_index: bool = False
+    ) -> Partial[Iterable[Any]]: ...
+
+    def to_iterable(
+        self, stage: Any = UNDEFINED, maxsize: int = 0, return_index: bool = False
+    ) -> Any:
+        """Run the pipeline, yielding its values (or `Element`s with ``return_index=True``).
+
+        >>> import pypeln as pl
+        >>> list({pl}.to_iterable(range(2), return_index=True))
+        [Element(index=(0,), value=0), Element(index=(1,), value=1)]
+        """
+        where = self._where("to_iterable")
+        checks.integer(where, "maxsize", maxsize, 0)
+        checks.flag(where, "return_index", return_index)
+        if isinstance(stage, Undefined):
+            return Partial(lambda s: self.to_iterable(s, maxsize, return_index))
+        checks.source(where, "stage", stage, self.accepts_async)
+        if not isinstance(stage, Stage):
+            stage = Stage(self.backend, FORWARD, (stage,), where=where)
+        return iter_elements(stage, maxsize) if return_index else iter_values(stage, maxsize)
+
+    def run(self, *stages: Any, maxsize: int = 0) -> None:
+        """Run one or more stages to completion, discarding their output.
+
+        >>> import pypeln as pl
+        >>> {pl}.run({pl}.each(print, ["a"]))
+        a
+        """
+        if len(stages) == 1 and isinstance(stages[0], list):
+            stages = tuple(stages[0])
+        for _ in self.concat(list(stages), maxsize=maxsize):
+            pass

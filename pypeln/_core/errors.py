@@ -1,0 +1,68 @@
+"""How a failure in a worker reaches the consumer: same type, same args, traceback attached."""
+
+from __future__ import annotations
+
+import pickle
+import traceback
+from typing import Optional
+
+
+class Cancelled(BaseException):
+    """Internal: raised inside a run that is being torn down (error, early exit, Ctrl-C)."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker process, chained as its ``__cause__``."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return "\n\n" + self.tb
+
+
+class WorkerDiedError(RuntimeError):
+    """A worker process ended without reporting (killed from outside, out of memory, crashed)."""
+
+
+class UnpicklableError(Exception):
+    """Stands in for a worker exception that could not be sent back to the parent process."""
+
+
+def format_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+class Failure:
+    """A picklable capture of an exception raised in a worker.
+
+    `reraise()` on the other side gives back an exception of the same type with the same
+    ``args``, with the worker's formatted traceback chained as its cause.
+    """
+
+    __slots__ = ("exc", "tb")
+
+    def __init__(self, exc: BaseException) -> None:
+        self.tb = format_exception(exc)
+        self.exc: Optional[BaseException] = exc
+
+    def __getstate__(self) -> tuple:
+        exc = self.exc
+        try:
+            # Only the type and args travel: tracebacks and causes do not pickle.
+            data = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.loads(data)
+        except Exception:
+            exc = UnpicklableError(f"{type(exc).__qualname__}: {exc}")
+        return (exc, self.tb)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.exc, self.tb = state
+
+    def exception(self) -> BaseException:
+        exc = self.exc
+        assert exc is not None
+        if exc.__traceback__ is None and exc.__cause__ is None:
+            exc.__cause__ = RemoteTraceback(self.tb)
+        return exc

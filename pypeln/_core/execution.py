@@ -1,0 +1,198 @@
+"""One run of a pipeline: queues on the consumer's side, a runner per stage, one way to end.
+
+`Execution(stage, maxsize)` connects the stage graph: each stage gets an input
+`IterableQueue` (bounded by its `maxsize`) and a runner from its backend that moves
+items from that queue to the next stage's queue, wherever `f` runs (threads, processes,
+an event loop). Plain iterables are read by feeder threads. Forwarding stages without a
+bound of their own (`concat`, `from_iterable`) are fused away.
+
+Ending: every producer of a queue calls ``done()``; the run is over when the output
+queue ends. Errors, early exit and Ctrl-C all take the same path: `fail`/`cancel`
+closes every queue (waking every waiter with `Cancelled`), then `close` joins the
+runners and stops whatever did not end within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Iterator, List, Optional
+
+from typing_extensions import Protocol
+
+from .errors import Cancelled
+from .element import Item
+from .ops import FORWARD
+from .queue import IterableQueue
+from .sources import source_batches
+from .stage import Stage
+from .threadstop import raise_in_thread
+
+#: How long `close` waits for workers to end by themselves before stopping them.
+GRACE_SECONDS = 1.0
+
+
+class Runner(Protocol):
+    """Runs one stage of an `Execution` (its workers and their supervision)."""
+
+    def start(self) -> None: ...
+
+    def cancel(self) -> None:
+        """The run is cancelled: stop taking items (queues are already closed)."""
+
+    def join(self, deadline: float) -> bool:
+        """Wait, until `deadline` (time.monotonic), for every worker to end; True if they did."""
+
+    def kill(self) -> None:
+        """Stop workers that are still running after `join` gave up."""
+
+
+class Execution:
+    """A running pipeline; iterate it for batches of output items."""
+
+    def __init__(self, stage: Stage[Any], maxsize: int = 0) -> None:
+        self._lock = threading.Lock()
+        self.error: Optional[BaseException] = None
+        self.cancelled = False
+        self.finished = False
+        self._queues: List[IterableQueue[Item]] = []
+        self._runners: List[Runner] = []
+        #: per-backend state shared by the runners of this run (e.g. one event loop)
+        self.shared: dict = {}
+        self.output = self.queue(maxsize or stage.maxsize, consumers=1)
+        self.connect(stage, self.output)
+        for runner in self._runners:
+            runner.start()
+
+    # -- building ------------------------------------------------------------------------
+
+    def queue(self, maxsize: int, consumers: int) -> IterableQueue[Item]:
+        q: IterableQueue[Item] = IterableQueue(maxsize, consumers)
+        self._queues.append(q)
+        return q
+
+    def add_runner(self, runner: Runner) -> None:
+        self._runners.append(runner)
+
+    def connect(self, node: Any, out: IterableQueue[Item]) -> None:
+        """Make `node` (a Stage of any backend, or an iterable) produce into `out`."""
+        if not isinstance(node, Stage):
+            out.add_producers(1)
+            self.add_runner(FeederRunner(self, node, out))
+            return
+        if node.op is FORWARD and not node.maxsize and node.options.get("use_thread", True):
+            for dep in node.deps:
+                self.connect(dep, out)
+            return
+        inq = self.queue(node.maxsize, consumers=node.workers if node.op.per_item else 1)
+        for dep in node.deps:
+            self.connect(dep, inq)
+        self.add_runner(node.backend.runner(node, inq, out, self))  # type: ignore[attr-defined]
+
+    # -- ending --------------------------------------------------------------------------
+
+    def fail(self, exc: BaseException) -> None:
+        """Record the first error and cancel the run; later errors are consequences."""
+        with self._lock:
+            if self.error is not None or self.cancelled:
+                return
+            self.error = exc
+        self.cancel()
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self.cancelled:
+                return
+            self.cancelled = True
+        for q in self._queues:
+            q.close()
+        for runner in self._runners:
+            runner.cancel()
+
+    def close(self) -> None:
+        """Join every runner; stop those still running after `GRACE_SECONDS`."""
+        deadline = time.monotonic() + GRACE_SECONDS
+        stragglers = [r for r in self._runners if not r.join(deadline)]
+        for runner in stragglers:
+            runner.kill()
+
+    def __iter__(self) -> Iterator[List[Item]]:
+        get = self.output.get_batch
+        try:
+            while True:
+                batch = get(1 << 20)
+                if batch is None:
+                    break
+                yield batch
+        except Cancelled:
+            pass
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        if not self.cancelled:
+            self.finished = True
+
+
+class ThreadRunner:
+    """Base for runners whose work happens in threads of this process."""
+
+    def __init__(self, execution: Execution, name: str) -> None:
+        self.execution = execution
+        self.name = name
+        self.threads: List[threading.Thread] = []
+
+    def spawn(self, target: Any, *args: Any) -> threading.Thread:
+        t = threading.Thread(target=target, args=args, name=self.name, daemon=True)
+        self.threads.append(t)
+        t.start()
+        return t
+
+    def cancel(self) -> None:
+        pass
+
+    def join(self, deadline: float) -> bool:
+        current = threading.current_thread()
+        for t in list(self.threads):
+            if t is not current:
+                t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self.threads if t is not current)
+
+    def kill(self) -> None:
+        for t in self.threads:
+            raise_in_thread(t, Cancelled)
+
+
+class FeederRunner(ThreadRunner):
+    """Reads a plain iterable (or async iterable) into a queue, in a thread of its own."""
+
+    def __init__(self, execution: Execution, iterable: Any, out: IterableQueue[Item]) -> None:
+        super().__init__(execution, "pypeln-source")
+        self.iterable = iterable
+        self.out = out
+
+    def start(self) -> None:
+        self.spawn(self._main)
+
+    def _main(self) -> None:
+        out = self.out
+        try:
+            if not hasattr(self.iterable, "__iter__") and hasattr(self.iterable, "__aiter__"):
+                asyncio.run(self._drain_async())
+            else:
+                for batch in source_batches(self.iterable):
+                    if len(batch) == 1:
+                        out.put(batch[0])
+                    else:
+                        out.put_batch(batch)
+            out.done()
+        except Cancelled:
+            pass
+        except BaseException as e:
+            self.execution.fail(e)
+
+    async def _drain_async(self) -> None:
+        i = 0
+        async for x in self.iterable:
+            self.out.put(((i,), x))
+            i += 1

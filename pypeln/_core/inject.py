@@ -1,0 +1,112 @@
+"""Dependency injection: what `on_start`, `f` and `on_done` receive, by parameter name.
+
+`on_start(worker_info?)` may return a dict of resources; `f` and `on_done` receive any of
+those entries whose name they declare as a parameter, plus the special names
+`worker_info` (both), `element_index` (`f`) and `stage_status` (`on_done`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Dict, FrozenSet, Mapping, NamedTuple, Optional, Protocol
+
+
+class WorkerInfo(NamedTuple):
+    """Who a worker is: ``index`` runs from 0 to ``workers - 1``."""
+
+    index: int
+
+
+class Counter(Protocol):
+    """How many workers of a stage are still running (shared across threads or processes)."""
+
+    def value(self) -> int: ...
+
+
+class StageStatus:
+    """Passed to `on_done` as ``stage_status``: how far the stage has come."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+
+    @property
+    def active_workers(self) -> int:
+        """Workers of the stage that have not finished yet."""
+        return self._counter.value()
+
+    @property
+    def done(self) -> bool:
+        """True once every worker of the stage has finished its items."""
+        return self.active_workers == 0
+
+    def __repr__(self) -> str:
+        return f"StageStatus(done={self.done}, active_workers={self.active_workers})"
+
+
+_NO_PARAMS: FrozenSet[str] = frozenset()
+
+
+def parameter_names(f: Callable[..., Any]) -> FrozenSet[str]:
+    """Names `f` accepts by keyword (builtins without a signature accept none)."""
+    try:
+        params = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):
+        return _NO_PARAMS
+    return frozenset(
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    )
+
+
+def pick(f: Callable[..., Any], available: Mapping[str, Any]) -> Dict[str, Any]:
+    """The entries of `available` that `f` declares as parameters."""
+    names = parameter_names(f)
+    return {k: v for k, v in available.items() if k in names}
+
+
+class Resources:
+    """One worker's view of injection: builds what `f` and `on_done` are called with.
+
+    The calls themselves are left to the backend (a `task` backend awaits them).
+    """
+
+    def __init__(self, where: str, f: Optional[Callable[..., Any]], index: int) -> None:
+        self.where = where
+        self.f = f
+        self.info = WorkerInfo(index)
+        self.values: Dict[str, Any] = {"worker_info": self.info}
+
+    def on_start_kwargs(self, on_start: Callable[..., Any]) -> Dict[str, Any]:
+        return pick(on_start, {"worker_info": self.info})
+
+    def add(self, returned: Any) -> None:
+        """Take what `on_start` returned: a dict of resources, or None."""
+        if returned is None:
+            return
+        if not isinstance(returned, Mapping):
+            raise TypeError(
+                f"{self.where}: on_start must return a dict of resources or None, "
+                f"got {returned!r} ({type(returned).__name__})"
+            )
+        self.values.update(returned)
+
+    def bound_f(self) -> "tuple[Callable[..., Any], bool]":
+        """`f` with its resources bound, and whether it takes ``element_index``.
+
+        The returned callable is called as ``g(x)``, or ``g(x, index)`` when the flag is set.
+        """
+        f = self.f
+        assert f is not None
+        names = parameter_names(f)
+        kwargs = {k: v for k, v in self.values.items() if k in names}
+        if "element_index" in names:
+            if kwargs:
+                return (lambda x, i: f(x, element_index=i, **kwargs)), True
+            return (lambda x, i: f(x, element_index=i)), True
+        if kwargs:
+            return (lambda x: f(x, **kwargs)), False
+        return f, False
+
+    def on_done_kwargs(self, on_done: Callable[..., Any], status: StageStatus) -> Dict[str, Any]:
+        return pick(on_done, {**self.values, "stage_status": status})

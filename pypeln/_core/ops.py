@@ -1,0 +1,157 @@
+"""What each operator does to the items that reach it, written once for every backend.
+
+An operator turns a stream of items ``(index, value)`` into another. Backends feed it
+in whatever unit suits them: `sync` a lazy stream, `thread` and `process` one batch at a
+time (``list(op.stream(f, batch, indexed))``); `task` item by item with `apply_async`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Iterator, List
+
+from .element import Item
+
+_by_index = itemgetter(0)
+
+
+class Operator:
+    """Base: a per-item operator calls the stage's `f` once per item."""
+
+    name = "operator"
+    per_item = True
+
+    def stream(self, f: Callable[..., Any], items: Iterable[Item], indexed: bool) -> Iterator[Item]:
+        raise NotImplementedError
+
+    async def apply_async(
+        self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]
+    ) -> None:
+        """Apply `f` (sync or async) to one item, appending the outputs to `out`."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+async def _call_async(f: Callable[..., Any], item: Item, indexed: bool) -> Any:
+    result = f(item[1], item[0]) if indexed else f(item[1])
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class Map(Operator):
+    name = "map"
+
+    def stream(self, f: Callable[..., Any], items: Iterable[Item], indexed: bool) -> Iterator[Item]:
+        if indexed:
+            return ((i, f(x, i)) for i, x in items)
+        return ((i, f(x)) for i, x in items)
+
+    async def apply_async(self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]) -> None:
+        out.append((item[0], await _call_async(f, item, indexed)))
+
+
+class Filter(Operator):
+    name = "filter"
+
+    def stream(self, f: Callable[..., Any], items: Iterable[Item], indexed: bool) -> Iterator[Item]:
+        if indexed:
+            return ((i, x) for i, x in items if f(x, i))
+        return ((i, x) for i, x in items if f(x))
+
+    async def apply_async(self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]) -> None:
+        if await _call_async(f, item, indexed):
+            out.append(item)
+
+
+class FlatMap(Operator):
+    """Each output of ``f(x)`` gets the index of x extended by its position."""
+
+    name = "flat_map"
+
+    def stream(self, f: Callable[..., Any], items: Iterable[Item], indexed: bool) -> Iterator[Item]:
+        if indexed:
+            return ((i + (j,), y) for i, x in items for j, y in enumerate(f(x, i)))
+        return ((i + (j,), y) for i, x in items for j, y in enumerate(f(x)))
+
+    async def apply_async(self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]) -> None:
+        i = item[0]
+        result = await _call_async(f, item, indexed)
+        if hasattr(result, "__aiter__"):
+            j = 0
+            async for y in result:
+                out.append((i + (j,), y))
+                j += 1
+        else:
+            out.extend((i + (j,), y) for j, y in enumerate(result))
+
+
+class Each(Operator):
+    """Calls ``f(x)`` for its side effect; emits nothing."""
+
+    name = "each"
+
+    def stream(self, f: Callable[..., Any], items: Iterable[Item], indexed: bool) -> Iterator[Item]:
+        if indexed:
+            for i, x in items:
+                f(x, i)
+        else:
+            for _, x in items:
+                f(x)
+        return iter(())
+
+    async def apply_async(self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]) -> None:
+        await _call_async(f, item, indexed)
+
+
+class Forward(Operator):
+    """Passes items through unchanged: `from_iterable` and `concat`."""
+
+    name = "forward"
+    per_item = False
+
+    def stream(self, f: Any, items: Iterable[Item], indexed: bool) -> Iterator[Item]:
+        return iter(items)
+
+
+class Ordered(Operator):
+    """Waits for every item, then emits them in source order (by index)."""
+
+    name = "ordered"
+    per_item = False
+
+    def stream(self, f: Any, items: Iterable[Item], indexed: bool) -> Iterator[Item]:
+        return iter(sorted(items, key=_by_index))
+
+
+MAP = Map()
+FILTER = Filter()
+FLAT_MAP = FlatMap()
+EACH = Each()
+FORWARD = Forward()
+ORDERED = Ordered()
+
+
+def run_batches(
+    op: Operator, f: Any, batches: Iterable[List[Item]], indexed: bool
+) -> Iterator[List[Item]]:
+    """The batch form of `op`, used by backends that move items in batches.
+
+    Per-item operators map each input batch to one output batch (skipping empty ones);
+    `Forward` passes batches through; `Ordered` gathers everything, then emits it sorted.
+    """
+    if op is FORWARD:
+        yield from batches
+    elif op is ORDERED:
+        items = sorted((item for batch in batches for item in batch), key=_by_index)
+        for start in range(0, len(items), 1024):
+            yield items[start : start + 1024]
+    else:
+        stream = op.stream
+        for batch in batches:
+            out = list(stream(f, batch, indexed))
+            if out:
+                yield out

@@ -1,0 +1,135 @@
+"""`IterableQueue`: the bounded queue between stages, on the consumer's side of a run.
+
+Producers add items one at a time or in batches; consumers take whatever is ready, up to
+a limit, and never wait for a batch to fill. Waiting blocks on a condition (no polling).
+The queue ends once every registered producer called `done`; `close` cancels it, waking
+every waiter with `Cancelled`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Deque, Generic, Iterator, List, Optional, TypeVar
+
+from .errors import Cancelled
+
+T = TypeVar("T")
+
+
+class IterableQueue(Generic[T]):
+    """A multi-producer, multi-consumer queue holding at most `maxsize` items (0: no bound)."""
+
+    def __init__(self, maxsize: int = 0, consumers: int = 1) -> None:
+        self.maxsize = maxsize
+        self.consumers = max(1, consumers)
+        self._items: Deque[T] = deque()
+        self._producers = 0
+        self._closed = False
+        lock = threading.Lock()
+        self._lock = lock
+        self._not_empty = threading.Condition(lock)
+        self._not_full = threading.Condition(lock)
+        self._getters = 0
+        self._putters = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    # -- producers -----------------------------------------------------------------------
+
+    def add_producers(self, n: int = 1) -> None:
+        """Register `n` more producers; each must call `done` once (before any has ended)."""
+        with self._lock:
+            self._producers += n
+
+    def done(self) -> None:
+        """One producer has no more items."""
+        with self._lock:
+            self._producers -= 1
+            if self._producers <= 0:
+                self._not_empty.notify_all()
+
+    def put(self, item: T) -> None:
+        if self.maxsize or self._closed:
+            self.put_batch([item])
+            return
+        # Unbounded fast path: no lock unless a consumer sleeps. A consumer registers in
+        # `_getters` before its last look at `_items`, so one of us always sees the other.
+        self._items.append(item)
+        if self._getters:
+            with self._lock:
+                self._not_empty.notify()
+
+    def put_batch(self, items: List[T]) -> None:
+        """Add `items`, blocking while the queue is full; raises `Cancelled` if closed."""
+        maxsize = self.maxsize
+        start, n = 0, len(items)
+        with self._lock:
+            while start < n:
+                if self._closed:
+                    raise Cancelled()
+                if maxsize:
+                    room = maxsize - len(self._items)
+                    if room <= 0:
+                        self._putters += 1
+                        try:
+                            self._not_full.wait()
+                        finally:
+                            self._putters -= 1
+                        continue
+                    end = min(n, start + room)
+                else:
+                    end = n
+                self._items.extend(items[start:end] if start or end < n else items)
+                if self._getters:
+                    self._not_empty.notify(min(self._getters, end - start))
+                start = end
+
+    # -- consumers -----------------------------------------------------------------------
+
+    def get_batch(self, limit: int) -> Optional[List[T]]:
+        """Up to `limit` ready items (at least one), or None once the queue has ended.
+
+        With several consumers a taker leaves a fair share for the others, so that a
+        burst of slow items spreads over all of them. Raises `Cancelled` if closed.
+        """
+        items = self._items
+        with self._lock:
+            while not items:
+                if self._closed:
+                    raise Cancelled()
+                if self._producers <= 0:
+                    return None
+                self._getters += 1
+                try:
+                    if not items:
+                        self._not_empty.wait()
+                finally:
+                    self._getters -= 1
+            if self._closed:
+                raise Cancelled()
+            n = min(limit, -(-len(items) // self.consumers))
+            # popleft only: an unlocked `put` may append meanwhile (see `put`).
+            pop = items.popleft
+            batch = [pop() for _ in range(n)]
+            if self._putters:
+                self._not_full.notify_all()
+            return batch
+
+    def __iter__(self) -> Iterator[T]:
+        """Items until the queue ends (a single consumer's view)."""
+        while True:
+            batch = self.get_batch(1 << 30)
+            if batch is None:
+                return
+            yield from batch
+
+    # -- cancellation --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Cancel: every blocked or later put/get raises `Cancelled`."""
+        with self._lock:
+            self._closed = True
+            self._not_empty.notify_all()
+            self._not_full.notify_all()

@@ -1,0 +1,176 @@
+"""The stage graph: immutable descriptions of work, composed with ``|``.
+
+A `Stage` only describes work. Iterating it asks its backend to `start` an `Execution`
+(queues, workers, supervisors) that yields batches of items and is torn down when the
+consumer finishes, breaks out or fails. Stages of other backends and plain iterables may
+stand anywhere upstream: each backend feeds them in through the same `Execution` interface.
+"""
+
+from __future__ import annotations
+
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Generator,
+    Generic,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+from typing_extensions import Protocol
+
+from .element import Element, Item
+from .ops import Operator
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Undefined:
+    """Marks a parameter that was not given (the stage of a `Partial`)."""
+
+    _instance: Optional["Undefined"] = None
+
+    def __new__(cls) -> "Undefined":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNDEFINED"
+
+
+UNDEFINED = Undefined()
+
+
+class Execution(Protocol):
+    """A running stage: an iterator of batches of items, cancellable from any thread."""
+
+    def __iter__(self) -> Iterator[List[Item]]: ...
+
+    def cancel(self) -> None:
+        """Stop everything the execution started; idempotent, callable from any thread."""
+
+    def close(self) -> None:
+        """Release what it holds (join workers); call once iteration is over or cancelled."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def start(self, stage: "Stage[Any]", maxsize: int) -> Execution: ...
+
+
+class Stage(Generic[T]):
+    """An immutable description of a pipeline stage, runnable any number of times.
+
+    Iterate it (``for``, ``list``, `to_iterable`, `run`) to run it and every stage it depends on.
+    ``stage | f`` is ``f(stage)``.
+    """
+
+    __slots__ = ("backend", "op", "f", "deps", "workers", "maxsize", "timeout", "on_start",
+                 "on_done", "options", "where")
+
+    def __init__(
+        self,
+        backend: Backend,
+        op: Operator,
+        deps: Tuple[Any, ...],
+        f: Optional[Callable[..., Any]] = None,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: Optional[Callable[..., Any]] = None,
+        on_done: Optional[Callable[..., Any]] = None,
+        options: Optional[Dict[str, Any]] = None,
+        where: str = "",
+    ) -> None:
+        self.backend = backend
+        self.op = op
+        self.deps = deps
+        self.f = f
+        self.workers = workers
+        self.maxsize = maxsize
+        self.timeout = timeout
+        self.on_start = on_start
+        self.on_done = on_done
+        self.options: Dict[str, Any] = options or {}
+        self.where = where or f"pl.{backend.name}.{op.name}"
+
+    def __repr__(self) -> str:
+        name = getattr(self.f, "__qualname__", None)
+        return f"<Stage {self.where}{'(' + name + ')' if name else ''} workers={self.workers}>"
+
+    def __iter__(self) -> Iterator[T]:
+        return iter_values(self, 0)
+
+    def __or__(self, f: Callable[["Stage[T]"], R]) -> R:
+        return f(self)
+
+    def to_iterable(self, maxsize: int = 0, return_index: bool = False) -> Iterable[Any]:
+        """Iterate the stage's values (or `Element`s with ``return_index=True``)."""
+        if return_index:
+            return iter_elements(self, maxsize)
+        return iter_values(self, maxsize)
+
+    # Every stage can be consumed from asyncio code; the `task` backend does the bridging.
+    def __aiter__(self) -> AsyncIterator[T]:
+        from ..task import to_async_iterable
+
+        return to_async_iterable(self).__aiter__()
+
+    def __await__(self) -> Generator[Any, None, List[T]]:
+        from ..task import collect
+
+        return collect(self).__await__()
+
+
+def iter_batches(stage: Any, maxsize: int) -> Iterator[List[Item]]:
+    """Run `stage` (a Stage of any backend) and yield its output batches; tears down at the end."""
+    execution = stage.backend.start(stage, maxsize)
+    try:
+        yield from execution
+    finally:
+        execution.cancel()
+        execution.close()
+
+
+def iter_values(stage: "Stage[T]", maxsize: int) -> Iterator[T]:
+    for batch in iter_batches(stage, maxsize):
+        for _, value in batch:
+            yield value
+
+
+def iter_elements(stage: "Stage[Any]", maxsize: int) -> Iterator[Element]:
+    make = Element._make
+    for batch in iter_batches(stage, maxsize):
+        for item in batch:
+            yield make(item)
+
+
+class Partial(Generic[R]):
+    """A stage function waiting for its input: ``iterable | partial`` is ``partial(iterable)``."""
+
+    __slots__ = ("f",)
+
+    def __init__(self, f: Callable[[Any], R]) -> None:
+        self.f = f
+
+    def __call__(self, stage: Any) -> R:
+        return self.f(stage)
+
+    def __ror__(self, stage: Any) -> R:
+        return self.f(stage)
+
+    def __or__(self, stage: Any) -> R:
+        return self.f(stage)
+
+
+StageOrIterable = Union[Stage[T], Iterable[T]]

@@ -1,0 +1,125 @@
+"""Stages as plain generators: no workers, source order kept, nothing running in the background.
+
+Useful to debug a pipeline, and as the reference the other backends are tested against.
+
+>>> import pypeln as pl
+>>> list(range(5) | pl.sync.map(lambda x: x * 10) | pl.sync.filter(lambda x: x > 10))
+[20, 30, 40]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, List
+
+from .._core.api import StageFunctions
+from .._core.element import Element, Item
+from .._core.execution import Execution, ThreadRunner
+from .._core.inject import Resources, StageStatus, WorkerInfo
+from .._core.namespace import Namespace
+from .._core.queue import IterableQueue
+from .._core.sources import source_batches
+from .._core.stage import Partial, Stage, iter_batches
+
+
+class _NoneActive:
+    def value(self) -> int:
+        return 0
+
+
+def _items(node: Any) -> Iterator[Item]:
+    """The items of `node`, lazily, in order, in the calling thread."""
+    if not isinstance(node, Stage):
+        for batch in source_batches(node):
+            yield from batch
+        return
+    if node.backend is not BACKEND:
+        for batch in iter_batches(node, node.maxsize):
+            yield from batch
+        return
+    upstream = (item for dep in node.deps for item in _items(dep))
+    yield from _apply(node, upstream)
+
+
+def _apply(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Item]:
+    """Run `stage` over `items` as its single worker (index 0), on_start and on_done included."""
+    if not stage.op.per_item:
+        yield from stage.op.stream(None, items, False)
+        return
+    resources = Resources(stage.where, stage.f, 0)
+    if stage.on_start is not None:
+        resources.add(stage.on_start(**resources.on_start_kwargs(stage.on_start)))
+    f, indexed = resources.bound_f()
+    yield from stage.op.stream(f, items, indexed)
+    if stage.on_done is not None:
+        stage.on_done(**resources.on_done_kwargs(stage.on_done, StageStatus(_NoneActive())))
+
+
+class SyncExecution:
+    """A sync run: generators in the consumer's thread, one item per batch."""
+
+    def __init__(self, stage: Stage[Any]) -> None:
+        self._items = _items(stage)
+
+    def __iter__(self) -> Iterator[List[Item]]:
+        for item in self._items:
+            yield [item]
+
+    def cancel(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._items.close()
+
+
+class SyncRunner(ThreadRunner):
+    """A sync stage inside another backend's run: its generator, in a thread of its own."""
+
+    def __init__(
+        self, stage: Stage[Any], inq: IterableQueue[Item], out: IterableQueue[Item], execution: Execution
+    ) -> None:
+        super().__init__(execution, f"pypeln-{stage.where}")
+        self.stage, self.input, self.output = stage, inq, out
+        out.add_producers(1)
+
+    def start(self) -> None:
+        self.spawn(self._main)
+
+    def _main(self) -> None:
+        try:
+            put = self.output.put
+            for item in _apply(self.stage, iter(self.input)):
+                put(item)
+            self.output.done()
+        except BaseException as e:
+            self.execution.fail(e)
+
+
+class SyncBackend:
+    name = "sync"
+
+    def start(self, stage: Stage[Any], maxsize: int) -> SyncExecution:
+        return SyncExecution(stage)
+
+    def runner(
+        self, stage: Stage[Any], inq: IterableQueue[Item], out: IterableQueue[Item], execution: Execution
+    ) -> SyncRunner:
+        return SyncRunner(stage, inq, out, execution)
+
+
+BACKEND = SyncBackend()
+_fns = StageFunctions(BACKEND)
+
+map = _fns.map
+filter = _fns.filter
+flat_map = _fns.flat_map
+each = _fns.each
+ordered = _fns.ordered
+concat = _fns.concat
+from_iterable = _fns.from_iterable
+to_iterable = _fns.to_iterable
+run = _fns.run
+
+__all__ = [
+    "map", "filter", "flat_map", "each", "ordered", "concat", "from_iterable", "to_iterable",
+    "run", "Namespace", "Stage", "Partial", "Element", "WorkerInfo", "StageStatus",
+]

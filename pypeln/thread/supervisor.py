@@ -1,0 +1,91 @@
+"""`Supervisor`: starts a thread stage's workers, replaces those whose item overruns its
+timeout, and stops them when the run ends."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, List
+
+from .._core.batching import MAX_BATCH
+from .._core.element import Item
+from .._core.execution import Execution, ThreadRunner
+from .._core.queue import IterableQueue
+from .._core.stage import Stage
+from .._core.threadstop import raise_in_thread
+from .worker import Abandoned, Worker
+
+
+class ActiveWorkers:
+    """How many workers of a stage are still running (read by `StageStatus`)."""
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+        self._lock = threading.Lock()
+
+    def finish(self) -> None:
+        with self._lock:
+            self._n -= 1
+
+    def value(self) -> int:
+        return self._n
+
+
+class Supervisor(ThreadRunner):
+    """Runs one thread stage of an `Execution`."""
+
+    def __init__(
+        self,
+        stage: Stage[Any],
+        input: IterableQueue[Item],
+        output: IterableQueue[Item],
+        execution: Execution,
+    ) -> None:
+        super().__init__(execution, f"pypeln-{stage.where}")
+        self.stage = stage
+        self.input = input
+        self.output = output
+        n = stage.workers if stage.op.per_item else 1
+        self.active = ActiveWorkers(n)
+        self.batch_cap = min(MAX_BATCH, stage.maxsize or MAX_BATCH)
+        self.lock = threading.Lock()
+        self.workers: List[Worker] = [Worker(self, i) for i in range(n)]
+        self._stopped = threading.Event()
+        output.add_producers(n)
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+        if self.stage.timeout and self.stage.op.per_item:
+            self.spawn(self._watch)
+
+    def worker_finished(self) -> None:
+        self.active.finish()
+
+    def cancel(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        """Replace every worker whose current item has run longer than the timeout."""
+        timeout = self.stage.timeout
+        while not self._stopped.is_set():
+            now = time.monotonic()
+            wait = timeout
+            with self.lock:
+                for pos, w in enumerate(self.workers):
+                    if w.started is None:
+                        continue
+                    left = w.started + timeout - now
+                    if left <= 0:
+                        w.abandoned = True
+                        assert w.thread is not None
+                        raise_in_thread(w.thread, Abandoned)
+                        self.threads.remove(w.thread)
+                        replacement = Worker(self, w.index)
+                        self.workers[pos] = replacement
+                        replacement.start()
+                    else:
+                        wait = min(wait, left)
+            if self.active.value() <= 0:
+                return
+            self._stopped.wait(wait)
