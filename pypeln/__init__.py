@@ -20,6 +20,13 @@ __version__ = "0.5.0"
 BaseStage = Stage
 
 __all__ = [
-    "sync", "thread", "Element", "Stage", "BaseStage", "Partial", "RemoteTraceback",
-    "WorkerDiedError", "__version__",
+    "sync",
+    "thread",
+    "Element",
+    "Stage",
+    "BaseStage",
+    "Partial",
+    "RemoteTraceback",
+    "WorkerDiedError",
+    "__version__",
 ]

@@ -32,8 +32,17 @@ B = TypeVar("B")
 Source = Union[Stage[A], Iterable[A], AsyncIterable[A]]
 OptionalCallback = Optional[Callable[..., Any]]
 
-_PUBLIC = ("map", "filter", "flat_map", "each", "ordered", "concat", "from_iterable",
-           "to_iterable", "run")
+_PUBLIC = (
+    "map",
+    "filter",
+    "flat_map",
+    "each",
+    "ordered",
+    "concat",
+    "from_iterable",
+    "to_iterable",
+    "run",
+)
 
 
 class StageFunctions:
@@ -76,35 +85,62 @@ class StageFunctions:
         on_done: Any,
     ) -> Any:
         where = self._where(op.name)
-        checks.stage_params(where, f, workers, maxsize, timeout, on_start, on_done, self.min_workers)
+        checks.stage_params(
+            where, f, workers, maxsize, timeout, on_start, on_done, self.min_workers
+        )
         if isinstance(stage, Undefined):
             return Partial(
                 lambda s: self._per_item(op, f, s, workers, maxsize, timeout, on_start, on_done)
             )
         checks.source(where, "stage", stage, self.accepts_async)
         return Stage(
-            self.backend, op, (stage,), f=f, workers=workers, maxsize=maxsize, timeout=timeout,
-            on_start=on_start, on_done=on_done, where=where,
+            self.backend,
+            op,
+            (stage,),
+            f=f,
+            workers=workers,
+            maxsize=maxsize,
+            timeout=timeout,
+            on_start=on_start,
+            on_done=on_done,
+            where=where,
         )
 
     # -- per-item operators --------------------------------------------------------------
 
     @overload
     def map(
-        self, f: Callable[..., B], stage: Source[Any], workers: int = 1, maxsize: int = 0,
-        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        self,
+        f: Callable[..., B],
+        stage: Source[Any],
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
     ) -> Stage[B]: ...
 
     @overload
     def map(
-        self, f: Callable[..., B], stage: Undefined = UNDEFINED, workers: int = 1,
-        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        self,
+        f: Callable[..., B],
+        stage: Undefined = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
     ) -> Partial[Stage[B]]: ...
 
     def map(
-        self, f: Callable[..., Any], stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
-        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        self,
+        f: Callable[..., Any],
+        stage: Any = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
     ) -> Any:
         """Apply ``f`` to each item: ``f(x) -> y``.
 
@@ -126,20 +162,37 @@ class StageFunctions:
 
     @overload
     def filter(
-        self, f: Callable[..., Any], stage: Source[A], workers: int = 1, maxsize: int = 0,
-        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        self,
+        f: Callable[..., Any],
+        stage: Source[A],
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
     ) -> Stage[A]: ...
 
     @overload
     def filter(
-        self, f: Callable[..., Any], stage: Undefined = UNDEFINED, workers: int = 1,
-        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        self,
+        f: Callable[..., Any],
+        stage: Undefined = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
     ) -> Partial[Stage[Any]]: ...
 
     def filter(
-        self, f: Callable[..., Any], stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
-        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        self,
+        f: Callable[..., Any],
+        stage: Any = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
     ) -> Any:
         """Keep the items ``x`` for which ``f(x)`` is truthy.
 
@@ -153,21 +206,37 @@ class StageFunctions:
 
     @overload
     def flat_map(
-        self, f: Callable[..., Iterable[B]], stage: Source[Any], workers: int = 1,
-        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        self,
+        f: Callable[..., Iterable[B]],
+        stage: Source[Any],
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
     ) -> Stage[B]: ...
 
     @overload
     def flat_map(
-        self, f: Callable[..., Iterable[B]], stage: Undefined = UNDEFINED, workers: int = 1,
-        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        self,
+        f: Callable[..., Iterable[B]],
+        stage: Undefined = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
     ) -> Partial[Stage[B]]: ...
 
     def flat_map(
-        self, f: Callable[..., Any], stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
-        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        self,
+        f: Callable[..., Any],
+        stage: Any = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
     ) -> Any:
         """Emit, one by one, the items of the iterable ``f(x)`` returns.
 
@@ -184,28 +253,53 @@ class StageFunctions:
 
     @overload
     def each(
-        self, f: Callable[..., Any], stage: Source[Any], workers: int = 1, maxsize: int = 0,
-        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        self,
+        f: Callable[..., Any],
+        stage: Source[Any],
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
         run: Literal[False] = False,
     ) -> Stage[None]: ...
 
     @overload
     def each(
-        self, f: Callable[..., Any], stage: Source[Any], workers: int = 1, maxsize: int = 0,
-        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
-        *, run: Literal[True],
+        self,
+        f: Callable[..., Any],
+        stage: Source[Any],
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
+        *,
+        run: Literal[True],
     ) -> None: ...
 
     @overload
     def each(
-        self, f: Callable[..., Any], stage: Undefined = UNDEFINED, workers: int = 1,
-        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
-        on_done: OptionalCallback = None, run: bool = False,
+        self,
+        f: Callable[..., Any],
+        stage: Undefined = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
+        run: bool = False,
     ) -> Partial[Any]: ...
 
     def each(
-        self, f: Callable[..., Any], stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
-        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        self,
+        f: Callable[..., Any],
+        stage: Any = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
         run: bool = False,
     ) -> Any:
         """Call ``f(x)`` on each item for its side effect; the stage emits nothing.
@@ -220,8 +314,16 @@ class StageFunctions:
         """
         checks.flag(self._where("each"), "run", run)
         if isinstance(stage, Undefined):
-            checks.stage_params(self._where("each"), f, workers, maxsize, timeout, on_start,
-                                on_done, self.min_workers)
+            checks.stage_params(
+                self._where("each"),
+                f,
+                workers,
+                maxsize,
+                timeout,
+                on_start,
+                on_done,
+                self.min_workers,
+            )
             return Partial(
                 lambda s: self.each(f, s, workers, maxsize, timeout, on_start, on_done, run)
             )
@@ -269,7 +371,9 @@ class StageFunctions:
         where = self._where("concat")
         checks.integer(where, "maxsize", maxsize, 0)
         if isinstance(stages, (str, bytes)) or not hasattr(stages, "__iter__"):
-            raise TypeError(f"{where}: stages must be a list of stages or iterables, got {stages!r}")
+            raise TypeError(
+                f"{where}: stages must be a list of stages or iterables, got {stages!r}"
+            )
         stages = list(stages)
         for i, s in enumerate(stages):
             checks.source(where, f"stages[{i}]", s, self.accepts_async)
@@ -303,8 +407,14 @@ class StageFunctions:
         if isinstance(iterable, Undefined):
             return Partial(lambda s: self.from_iterable(s, use_thread, maxsize))
         checks.source(where, "iterable", iterable, self.accepts_async)
-        return Stage(self.backend, FORWARD, (iterable,), maxsize=maxsize,
-                     options={"use_thread": use_thread}, where=where)
+        return Stage(
+            self.backend,
+            FORWARD,
+            (iterable,),
+            maxsize=maxsize,
+            options={"use_thread": use_thread},
+            where=where,
+        )
 
     # -- consuming -----------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 
-def _fail(kind: type, where: str, message: str) -> BaseException:
+def _fail(kind: type[Exception], where: str, message: str) -> Exception:
     return kind(f"{where}: {message}")
 
 
@@ -13,12 +13,16 @@ def callable_(where: str, name: str, value: Any, optional: bool = False) -> None
     if value is None and optional:
         return
     if not callable(value):
-        raise _fail(TypeError, where, f"{name} must be callable, got {value!r} ({type(value).__name__})")
+        raise _fail(
+            TypeError, where, f"{name} must be callable, got {value!r} ({type(value).__name__})"
+        )
 
 
 def integer(where: str, name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(TypeError, where, f"{name} must be an int, got {value!r} ({type(value).__name__})")
+        raise _fail(
+            TypeError, where, f"{name} must be an int, got {value!r} ({type(value).__name__})"
+        )
     if value < minimum:
         raise _fail(ValueError, where, f"{name} must be >= {minimum}, got {value!r}")
 
@@ -34,7 +38,9 @@ def number(where: str, name: str, value: Any, minimum: float) -> None:
 
 def flag(where: str, name: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise _fail(TypeError, where, f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+        raise _fail(
+            TypeError, where, f"{name} must be a bool, got {value!r} ({type(value).__name__})"
+        )
 
 
 def source(where: str, name: str, value: Any, allow_async: bool = False) -> None:

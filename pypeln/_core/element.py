@@ -19,9 +19,9 @@ class Element(NamedTuple):
     [Element(index=(0,), value=10), Element(index=(1,), value=20)]
     """
 
-    index: Index
+    index: Index  # type: ignore[assignment]
     value: Any
 
-    def set(self, value: Any) -> "Element":
+    def set(self, value: Any) -> Element:
         """A copy of this element with another value."""
         return Element(self.index, value)

@@ -47,7 +47,7 @@ class Failure:
         self.tb = format_exception(exc)
         self.exc: Optional[BaseException] = exc
 
-    def __getstate__(self) -> tuple:
+    def __getstate__(self) -> tuple[Optional[BaseException], str]:
         exc = self.exc
         try:
             # Only the type and args travel: tracebacks and causes do not pickle.
@@ -57,7 +57,7 @@ class Failure:
             exc = UnpicklableError(f"{type(exc).__qualname__}: {exc}")
         return (exc, self.tb)
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[Optional[BaseException], str]) -> None:
         self.exc, self.tb = state
 
     def exception(self) -> BaseException:

@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from typing_extensions import Protocol
 
-from .errors import Cancelled
 from .element import Item
+from .errors import Cancelled
 from .ops import FORWARD
 from .queue import IterableQueue
 from .sources import source_batches
@@ -59,7 +59,7 @@ class Execution:
         self._queues: List[IterableQueue[Item]] = []
         self._runners: List[Runner] = []
         #: per-backend state shared by the runners of this run (e.g. one event loop)
-        self.shared: dict = {}
+        self.shared: Dict[str, Any] = {}
         self.output = self.queue(maxsize or stage.maxsize, consumers=1)
         self.connect(stage, self.output)
         for runner in self._runners:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, FrozenSet, Mapping, NamedTuple, Optional
 class WorkerInfo(NamedTuple):
     """Who a worker is: ``index`` runs from 0 to ``workers - 1``."""
 
-    index: int
+    index: int  # type: ignore[assignment]
 
 
 class Counter(Protocol):
@@ -91,7 +91,7 @@ class Resources:
             )
         self.values.update(returned)
 
-    def bound_f(self) -> "tuple[Callable[..., Any], bool]":
+    def bound_f(self) -> tuple[Callable[..., Any], bool]:
         """`f` with its resources bound, and whether it takes ``element_index``.
 
         The returned callable is called as ``g(x)``, or ``g(x, index)`` when the flag is set.

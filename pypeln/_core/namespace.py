@@ -19,12 +19,14 @@ class Namespace:
     10
     """
 
+    _lock: threading.RLock
+
     def __init__(self, **attrs: Any) -> None:
-        object.__setattr__(self, "_lock", threading.RLock())
+        object.__setattr__(self, "_lock", threading.RLock())  # bypasses user attribute handling
         for key, value in attrs.items():
             setattr(self, key, value)
 
-    def __enter__(self) -> "Namespace":
+    def __enter__(self) -> Namespace:
         self._lock.acquire()
         return self
 

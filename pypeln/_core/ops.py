@@ -22,7 +22,8 @@ class Operator:
     name = "operator"
     per_item = True
 
-    def stream(self, f: Callable[..., Any], items: Iterable[Item], indexed: bool) -> Iterator[Item]:
+    def stream(self, f: Any, items: Iterable[Item], indexed: bool) -> Iterator[Item]:
+        """The outputs of `f` over `items` (`f` is None for operators without one)."""
         raise NotImplementedError
 
     async def apply_async(
@@ -50,7 +51,9 @@ class Map(Operator):
             return ((i, f(x, i)) for i, x in items)
         return ((i, f(x)) for i, x in items)
 
-    async def apply_async(self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]) -> None:
+    async def apply_async(
+        self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]
+    ) -> None:
         out.append((item[0], await _call_async(f, item, indexed)))
 
 
@@ -62,7 +65,9 @@ class Filter(Operator):
             return ((i, x) for i, x in items if f(x, i))
         return ((i, x) for i, x in items if f(x))
 
-    async def apply_async(self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]) -> None:
+    async def apply_async(
+        self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]
+    ) -> None:
         if await _call_async(f, item, indexed):
             out.append(item)
 
@@ -77,7 +82,9 @@ class FlatMap(Operator):
             return ((i + (j,), y) for i, x in items for j, y in enumerate(f(x, i)))
         return ((i + (j,), y) for i, x in items for j, y in enumerate(f(x)))
 
-    async def apply_async(self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]) -> None:
+    async def apply_async(
+        self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]
+    ) -> None:
         i = item[0]
         result = await _call_async(f, item, indexed)
         if hasattr(result, "__aiter__"):
@@ -103,7 +110,9 @@ class Each(Operator):
                 f(x)
         return iter(())
 
-    async def apply_async(self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]) -> None:
+    async def apply_async(
+        self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]
+    ) -> None:
         await _call_async(f, item, indexed)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import (
     Any,
+    AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Dict,
     Generator,
@@ -36,9 +38,9 @@ R = TypeVar("R")
 class Undefined:
     """Marks a parameter that was not given (the stage of a `Partial`)."""
 
-    _instance: Optional["Undefined"] = None
+    _instance: Optional[Undefined] = None
 
-    def __new__(cls) -> "Undefined":
+    def __new__(cls) -> Undefined:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -65,7 +67,7 @@ class Execution(Protocol):
 class Backend(Protocol):
     name: str
 
-    def start(self, stage: "Stage[Any]", maxsize: int) -> Execution: ...
+    def start(self, stage: Stage[Any], maxsize: int) -> Execution: ...
 
 
 class Stage(Generic[T]):
@@ -75,8 +77,19 @@ class Stage(Generic[T]):
     ``stage | f`` is ``f(stage)``.
     """
 
-    __slots__ = ("backend", "op", "f", "deps", "workers", "maxsize", "timeout", "on_start",
-                 "on_done", "options", "where")
+    __slots__ = (
+        "backend",
+        "op",
+        "f",
+        "deps",
+        "workers",
+        "maxsize",
+        "timeout",
+        "on_start",
+        "on_done",
+        "options",
+        "where",
+    )
 
     def __init__(
         self,
@@ -111,7 +124,7 @@ class Stage(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         return iter_values(self, 0)
 
-    def __or__(self, f: Callable[["Stage[T]"], R]) -> R:
+    def __or__(self, f: Callable[[Stage[T]], R]) -> R:
         return f(self)
 
     def to_iterable(self, maxsize: int = 0, return_index: bool = False) -> Iterable[Any]:
@@ -122,14 +135,16 @@ class Stage(Generic[T]):
 
     # Every stage can be consumed from asyncio code; the `task` backend does the bridging.
     def __aiter__(self) -> AsyncIterator[T]:
-        from ..task import to_async_iterable
+        from .. import task  # type: ignore[attr-defined,unused-ignore]
 
-        return to_async_iterable(self).__aiter__()
+        iterable: AsyncIterable[T] = task.to_async_iterable(self)
+        return iterable.__aiter__()
 
     def __await__(self) -> Generator[Any, None, List[T]]:
-        from ..task import collect
+        from .. import task  # type: ignore[attr-defined,unused-ignore]
 
-        return collect(self).__await__()
+        values: Awaitable[List[T]] = task.collect(self)
+        return values.__await__()
 
 
 def iter_batches(stage: Any, maxsize: int) -> Iterator[List[Item]]:
@@ -142,13 +157,13 @@ def iter_batches(stage: Any, maxsize: int) -> Iterator[List[Item]]:
         execution.close()
 
 
-def iter_values(stage: "Stage[T]", maxsize: int) -> Iterator[T]:
+def iter_values(stage: Stage[T], maxsize: int) -> Iterator[T]:
     for batch in iter_batches(stage, maxsize):
         for _, value in batch:
             yield value
 
 
-def iter_elements(stage: "Stage[Any]", maxsize: int) -> Iterator[Element]:
+def iter_elements(stage: Stage[Any], maxsize: int) -> Iterator[Element]:
     make = Element._make
     for batch in iter_batches(stage, maxsize):
         for item in batch:

@@ -14,7 +14,7 @@ from typing import Callable, Type
 _raise: Callable[[int, Type[BaseException]], None]
 
 try:  # stopit's own import needs pkg_resources, which recent setuptools dropped.
-    from stopit import async_raise as _raise  # type: ignore[no-redef]
+    from stopit import async_raise as _raise  # type: ignore[no-redef,import-untyped,unused-ignore]
 except Exception:  # pragma: no cover - depends on the environment
 
     def _raise(tid: int, exc: Type[BaseException]) -> None:

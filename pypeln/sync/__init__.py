@@ -9,7 +9,7 @@ Useful to debug a pipeline, and as the reference the other backends are tested a
 
 from __future__ import annotations
 
-from typing import Any, Iterator, List
+from typing import Any, Generator, Iterator, List
 
 from .._core.api import StageFunctions
 from .._core.element import Element, Item
@@ -26,7 +26,7 @@ class _NoneActive:
         return 0
 
 
-def _items(node: Any) -> Iterator[Item]:
+def _items(node: Any) -> Generator[Item, None, None]:
     """The items of `node`, lazily, in order, in the calling thread."""
     if not isinstance(node, Stage):
         for batch in source_batches(node):
@@ -75,7 +75,11 @@ class SyncRunner(ThreadRunner):
     """A sync stage inside another backend's run: its generator, in a thread of its own."""
 
     def __init__(
-        self, stage: Stage[Any], inq: IterableQueue[Item], out: IterableQueue[Item], execution: Execution
+        self,
+        stage: Stage[Any],
+        inq: IterableQueue[Item],
+        out: IterableQueue[Item],
+        execution: Execution,
     ) -> None:
         super().__init__(execution, f"pypeln-{stage.where}")
         self.stage, self.input, self.output = stage, inq, out
@@ -101,7 +105,11 @@ class SyncBackend:
         return SyncExecution(stage)
 
     def runner(
-        self, stage: Stage[Any], inq: IterableQueue[Item], out: IterableQueue[Item], execution: Execution
+        self,
+        stage: Stage[Any],
+        inq: IterableQueue[Item],
+        out: IterableQueue[Item],
+        execution: Execution,
     ) -> SyncRunner:
         return SyncRunner(stage, inq, out, execution)
 
@@ -120,6 +128,19 @@ to_iterable = _fns.to_iterable
 run = _fns.run
 
 __all__ = [
-    "map", "filter", "flat_map", "each", "ordered", "concat", "from_iterable", "to_iterable",
-    "run", "Namespace", "Stage", "Partial", "Element", "WorkerInfo", "StageStatus",
+    "map",
+    "filter",
+    "flat_map",
+    "each",
+    "ordered",
+    "concat",
+    "from_iterable",
+    "to_iterable",
+    "run",
+    "Namespace",
+    "Stage",
+    "Partial",
+    "Element",
+    "WorkerInfo",
+    "StageStatus",
 ]

@@ -27,7 +27,11 @@ class ThreadBackend:
         return Execution(stage, maxsize)
 
     def runner(
-        self, stage: Stage[Any], inq: IterableQueue[Item], out: IterableQueue[Item], execution: Execution
+        self,
+        stage: Stage[Any],
+        inq: IterableQueue[Item],
+        out: IterableQueue[Item],
+        execution: Execution,
     ) -> Supervisor:
         return Supervisor(stage, inq, out, execution)
 
@@ -46,7 +50,22 @@ to_iterable = _fns.to_iterable
 run = _fns.run
 
 __all__ = [
-    "map", "filter", "flat_map", "each", "ordered", "concat", "from_iterable", "to_iterable",
-    "run", "Namespace", "Stage", "Partial", "Element", "Worker", "Supervisor", "IterableQueue",
-    "WorkerInfo", "StageStatus",
+    "map",
+    "filter",
+    "flat_map",
+    "each",
+    "ordered",
+    "concat",
+    "from_iterable",
+    "to_iterable",
+    "run",
+    "Namespace",
+    "Stage",
+    "Partial",
+    "Element",
+    "Worker",
+    "Supervisor",
+    "IterableQueue",
+    "WorkerInfo",
+    "StageStatus",
 ]

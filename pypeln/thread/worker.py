@@ -7,8 +7,8 @@ import time
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 
 from .._core.batching import BatchSizer
-from .._core.errors import Cancelled
 from .._core.element import Item
+from .._core.errors import Cancelled
 from .._core.inject import Resources, StageStatus
 from .._core.ops import run_batches
 
@@ -23,7 +23,7 @@ class Abandoned(BaseException):
 class Worker:
     """Runs `on_start`, then `f` over batches of its stage's input, then `on_done`."""
 
-    def __init__(self, supervisor: "Supervisor", index: int) -> None:
+    def __init__(self, supervisor: Supervisor, index: int) -> None:
         self.supervisor = supervisor
         self.index = index
         #: when the current item started (timeout watch), None between items
