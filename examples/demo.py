@@ -37,8 +37,10 @@ def crunch(n: int) -> tuple:
 
 
 def show(title: str, start: float, results: list) -> None:
-    print(f"{title:<44} {len(results):>4} items in {time.perf_counter() - start:6.3f}s   "
-          f"first: {results[0]}")
+    print(
+        f"{title:<44} {len(results):>4} items in {time.perf_counter() - start:6.3f}s   "
+        f"first: {results[0]}"
+    )
 
 
 def main() -> None:
