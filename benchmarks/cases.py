@@ -98,9 +98,10 @@ def _backend(name: str) -> Any:
 
 def _operator(backend: Any, op: str) -> Callable[..., Any]:
     try:
-        return getattr(backend, op)
+        function: Callable[..., Any] = getattr(backend, op)
     except AttributeError as error:
         raise NotAvailable(f"{backend.__name__}.{op} not found") from error
+    return function
 
 
 def pl_map(n: int, backend: str, fn: str, workers: Optional[int] = None) -> Measured:
@@ -118,6 +119,9 @@ def pl_pipeline(n: int, backend: str, workers: Optional[int] = None) -> Measured
     mod = _backend(backend)
     pl_map_, pl_filter = _operator(mod, "map"), _operator(mod, "filter")
     kwargs = {} if workers is None else {"workers": workers}
+    f_inc: Callable[[int], Any]
+    f_even: Callable[[int], Any]
+    f_double: Callable[[int], Any]
     if backend == "task":
         f_inc, f_even, f_double = ainc, ais_even, adouble
     else:
@@ -175,7 +179,10 @@ def tpe_map(n: int, fn: str, workers: int) -> Measured:
 
 
 def tpe_pipeline(n: int, workers: int) -> Measured:
-    """Three executors chained by their ``map`` results; the filter runs as a map + ``is not None``."""
+    """Three executors chained by their ``map`` results.
+
+    The filter runs as a map to ``x or None`` plus ``is not None`` in the parent.
+    """
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(workers) as e1, \
             concurrent.futures.ThreadPoolExecutor(workers) as e2, \
@@ -247,7 +254,7 @@ def pool_first_item(n: int, fn: str, workers: int, chunksize: int) -> Measured:
 
 def mpire_map(n: int, fn: str, workers: int) -> Measured:
     try:
-        from mpire import WorkerPool
+        from mpire.pool import WorkerPool
     except ImportError as error:
         raise NotAvailable("mpire is not installed") from error
     f = _fn(fn)
@@ -309,7 +316,8 @@ def aiostream_map(n: int, fn: str, workers: int) -> Measured:
 
     async def main() -> List[Any]:
         xs = stream.map(stream.iterate(range(n)), f, ordered=False, task_limit=workers)
-        return await stream.list(xs)
+        items: List[Any] = await stream.list(xs)
+        return items
 
     t0 = time.perf_counter()
     out = asyncio.run(main())
@@ -327,11 +335,21 @@ def aiostream_pipeline(n: int, workers: int) -> Measured:
             | pipe.filter(ais_even)
             | pipe.map(adouble, ordered=False, task_limit=workers)
         )
-        return await stream.list(xs)
+        items: List[Any] = await stream.list(xs)
+        return items
 
     t0 = time.perf_counter()
     out = asyncio.run(main())
     return time.perf_counter() - t0, out
+
+
+# ----------------------------------------------------------------------- the harness's own tests
+
+
+def selftest_sleep(n: int, seconds: float) -> Measured:
+    """Sleeps, then returns range(n): lets tests exercise timeouts without a real row."""
+    time.sleep(seconds)
+    return seconds, list(range(n))
 
 
 # --------------------------------------------------------------------------- expected outputs

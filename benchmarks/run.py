@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -148,6 +148,33 @@ def _tail(path: Path, lines: int = 1) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _wait(proc: subprocess.Popen[bytes], result_file: Path, timeout: float) -> str:
+    """Wait for a row's worker; kill it on timeout or when it hangs after reporting.
+
+    Returns why it was killed, or "" if it exited by itself.
+    """
+    deadline = time.monotonic() + timeout
+    finished_at: Optional[float] = None
+    while True:
+        try:
+            proc.wait(timeout=0.1)
+            return ""
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if finished_at is None and result_file.exists():
+            finished_at = now
+        killed = ""
+        if finished_at is not None and now - finished_at > EXIT_GRACE:
+            killed = f"did not exit within {EXIT_GRACE:.0f} s of finishing; killed"
+        elif finished_at is None and now > deadline:
+            killed = "timeout"
+        if killed:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return killed
+
+
 def run_row(row: Row, python: str, env: Dict[str, str], repeat: int, budget: float,
             timeout: float) -> Result:
     result = Result(row)
@@ -163,26 +190,12 @@ def run_row(row: Row, python: str, env: Dict[str, str], repeat: int, budget: flo
                 [python, str(WORKER), json.dumps(spec)], cwd=str(BENCH_DIR), env=env,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        finished_at: Optional[float] = None
-        killed = ""
-        while True:
-            try:
-                proc.wait(timeout=0.1)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            now = time.monotonic()
-            if finished_at is None and result_file.exists():
-                finished_at = now
-            if finished_at is not None and now - finished_at > EXIT_GRACE:
-                killed = f"did not exit within {EXIT_GRACE:.0f} s of finishing; killed"
-            elif finished_at is None and now > deadline:
-                killed = "timeout"
-            if killed:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                break
+        try:
+            killed = _wait(proc, result_file, timeout)
+        except BaseException:  # Ctrl-C included: the row runs in its own session, end it
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         if _kill_group(proc.pid):
             result.notes.append("left processes running after exit; killed")
 
@@ -234,7 +247,7 @@ def legacy_python(venv: Path) -> Tuple[Optional[str], str]:
         except (OSError, subprocess.TimeoutExpired) as error:
             return None, f"setting up pypeln {LEGACY_VERSION} failed: {error}"
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["exit code %d" % done.returncode])[-1]
+            last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
             return None, f"setting up pypeln {LEGACY_VERSION} failed: {last}"
     stamp.write_text(LEGACY_VERSION + "\n", encoding="utf-8")
     return str(python), ""
@@ -297,7 +310,7 @@ def workload_tables(results: Sequence[Result]) -> List[Tuple[str, List[str], Lis
         latency = these[0].row.metric == LATENCY
         with_ideal = any(r.row.ideal for r in these)
         if latency:
-            headers = ["group", "row", "first item ms", "ours better by", "note"]
+            headers = ["group", "row", "first item ms", "row ÷ ours", "note"]
         else:
             headers = ["group", "row", "items", "best s", "items/s", "ours ÷ row"]
             if with_ideal:
@@ -492,10 +505,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     verdicts = [v for v in verdicts if v.status != "SKIP"]
     ours_version = next((r.pypeln_version for r in results
                          if r.row.kind == OURS and r.pypeln_version), None)
+    with_legacy = any(r.row.kind == LEGACY for r in results)
     header = (f"python {platform.python_version()} on {platform.system()} "
-              f"{platform.machine()}, {os.cpu_count()} cpus; pypeln {ours_version or '(not importable)'} "
-              f"vs pypeln {LEGACY_VERSION}; best of {args.repeat} "
-              f"(pypeln {LEGACY_VERSION}: {args.legacy_repeat}); "
+              f"{platform.machine()}, {os.cpu_count()} cpus; "
+              f"pypeln {ours_version or '(not importable)'}"
+              f"{f' vs pypeln {LEGACY_VERSION}' if with_legacy else ''}; "
+              f"best of {args.repeat}"
+              f"{f' (pypeln {LEGACY_VERSION}: {args.legacy_repeat})' if with_legacy else ''}"
+              f", fewer once a row has used {args.budget:g} s; "
               f"{'quick sizes; ' if args.quick else ''}run took {elapsed:.0f} s")
     tables = workload_tables(results)
 

@@ -75,7 +75,8 @@ def build_rows(sizes: Dict[str, int]) -> List[Row]:
     fewer = "fewer items: compared by items/s"
 
     # 1. overhead: a trivial function, so the cost measured is the machinery itself.
-    n, n_old, n_old_proc = sizes["overhead"], sizes["overhead_legacy"], sizes["overhead_legacy_process"]
+    n, n_old = sizes["overhead"], sizes["overhead_legacy"]
+    n_old_proc = sizes["overhead_legacy_process"]
     w = "overhead"
     add(w, "sync", "ours", "pl.sync.map", OURS, "pl_map", n, "inc",
         params={"backend": "sync", "fn": "inc"})
@@ -145,7 +146,8 @@ def build_rows(sizes: Dict[str, int]) -> List[Row]:
 
     # 3. pipeline: map(x + 1) -> filter(even) -> map(x * 2), every stage with its own workers.
     w = "pipeline"
-    n, n_old, n_old_proc = sizes["pipeline"], sizes["pipeline_legacy"], sizes["pipeline_legacy_process"]
+    n, n_old = sizes["pipeline"], sizes["pipeline_legacy"]
+    n_old_proc = sizes["pipeline_legacy_process"]
     add(w, "sync", "ours", "pl.sync map | filter | map", OURS, "pl_pipeline", n, "pipeline",
         params={"backend": "sync"})
     add(w, "sync", "builtin", "builtin map | filter | map", PEER, "builtin_pipeline", n,
