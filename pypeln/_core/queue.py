@@ -113,7 +113,9 @@ class IterableQueue(Generic[T]):
             # popleft only: an unlocked `put` may append meanwhile (see `put`).
             pop = items.popleft
             batch = [pop() for _ in range(n)]
-            if self._putters:
+            # Wake blocked producers once half the room is free, not at every item taken:
+            # refills then come in chunks instead of one thread switch per item.
+            if self._putters and len(items) <= self.maxsize // 2:
                 self._not_full.notify_all()
             return batch
 

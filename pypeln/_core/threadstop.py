@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Callable, Type
+import time
+from typing import Callable, Optional, Type
 
 _raise: Callable[[int, Type[BaseException]], None]
 
@@ -32,3 +33,61 @@ def raise_in_thread(thread: threading.Thread, exc: Type[BaseException]) -> None:
         _raise(tid, exc)
     except (ValueError, SystemError):  # the thread ended meanwhile
         pass
+
+
+class ItemTimeout(BaseException):
+    """Raised in a thread whose current item ran past its `Deadline`."""
+
+
+class Deadline:
+    """Interrupts the thread running an item when the item runs past `timeout` seconds.
+
+    One watchdog thread serves every item: ``begin()`` before an item, ``end()`` after it;
+    an overrun raises `ItemTimeout` in the item's thread, inside that span (``end`` waits
+    for a raise already on its way). ``close()`` ends the watchdog.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._target = threading.current_thread()
+        self._cond = threading.Condition()
+        self._started: Optional[float] = None
+        self._fired = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._watch, name="pypeln-deadline", daemon=True)
+        self._thread.start()
+
+    def begin(self) -> None:
+        with self._cond:
+            self._target = threading.current_thread()
+            self._fired = False
+            self._started = time.monotonic()
+            self._cond.notify()
+
+    def end(self) -> None:
+        with self._cond:
+            self._started = None
+            fired = self._fired
+        if fired:
+            # The exception is pending: let the interpreter deliver it here, in the span.
+            for _ in range(1_000_000):
+                pass
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _watch(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._started is None:
+                    self._cond.wait()
+                    continue
+                left = self._started + self.timeout - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self._started = None
+                self._fired = True
+                raise_in_thread(self._target, ItemTimeout)

@@ -19,6 +19,7 @@ from .._core.namespace import Namespace
 from .._core.queue import IterableQueue
 from .._core.sources import source_batches
 from .._core.stage import Partial, Stage, iter_batches
+from .._core.threadstop import Deadline, ItemTimeout
 
 
 class _NoneActive:
@@ -49,9 +50,30 @@ def _apply(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Item]:
     if stage.on_start is not None:
         resources.add(stage.on_start(**resources.on_start_kwargs(stage.on_start)))
     f, indexed = resources.bound_f()
-    yield from stage.op.stream(f, items, indexed)
+    if stage.timeout:
+        yield from _apply_with_timeout(stage, f, items, indexed)
+    else:
+        yield from stage.op.stream(f, items, indexed)
     if stage.on_done is not None:
         stage.on_done(**resources.on_done_kwargs(stage.on_done, StageStatus(_NoneActive())))
+
+
+def _apply_with_timeout(
+    stage: Stage[Any], f: Any, items: Iterator[Item], indexed: bool
+) -> Iterator[Item]:
+    """Item by item; an item whose `f` overruns the stage's timeout is dropped."""
+    deadline = Deadline(stage.timeout)
+    try:
+        for item in items:
+            try:
+                deadline.begin()
+                out = list(stage.op.stream(f, (item,), indexed))
+                deadline.end()
+            except ItemTimeout:
+                continue
+            yield from out
+    finally:
+        deadline.close()
 
 
 class SyncExecution:

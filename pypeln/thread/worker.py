@@ -42,11 +42,11 @@ class Worker:
             if stage.on_start is not None:
                 resources.add(stage.on_start(**resources.on_start_kwargs(stage.on_start)))
             f, indexed = resources.bound_f() if stage.f is not None else (None, False)
-            put = sup.output.put_batch
-            if stage.timeout:
-                self._run_watched(f, indexed)
+            if stage.op.per_item:
+                self._run_items(f, indexed)
             else:
-                for out in run_batches(stage.op, f, self._batches(sup.batch_cap), indexed):
+                put = sup.output.put_batch
+                for out in run_batches(stage.op, None, self._ready(), False):
                     put(out)
             sup.worker_finished()
             if stage.on_done is not None:
@@ -59,36 +59,44 @@ class Worker:
             if not self.abandoned:
                 sup.execution.fail(e)
 
-    def _batches(self, cap: int) -> Iterator[List[Item]]:
-        """Ready items, in batches sized by how long the previous ones took."""
-        get = self.supervisor.input.get_batch
-        sizer = BatchSizer(cap)
+    def _ready(self) -> Iterator[List[Item]]:
+        """The input, in batches of whatever is ready."""
+        get, cap = self.supervisor.input.get_batch, self.supervisor.batch_cap
+        while True:
+            batch = get(cap)
+            if batch is None:
+                return
+            yield batch
+
+    def _run_items(self, f: Any, indexed: bool) -> None:
+        """Apply `f` to batches of ready items, sized by how long the previous ones took.
+
+        Only the time spent in `f` counts: waiting for room downstream is not slowness.
+        With a timeout, items go one at a time, each under the supervisor's watch.
+        """
+        sup = self.supervisor
+        stream, get, put = sup.stage.op.stream, sup.input.get_batch, sup.output.put_batch
+        watched = bool(sup.stage.timeout)
+        sizer = BatchSizer(1 if watched else sup.batch_cap)
         clock = time.perf_counter
         while True:
             batch = get(sizer.limit)
             if batch is None:
                 return
+            if watched:
+                self._watch_item(True)
             t = clock()
-            yield batch
-            sizer.update(len(batch), clock() - t)
-
-    def _run_watched(self, f: Any, indexed: bool) -> None:
-        """One item at a time, each under the supervisor's timeout watch."""
-        sup = self.supervisor
-        stream, get, put = sup.stage.op.stream, sup.input.get_batch, sup.output.put_batch
-        lock = sup.lock
-        while True:
-            batch = get(1)
-            if batch is None:
-                return
-            with lock:
-                if self.abandoned:
-                    raise Abandoned()
-                self.started = time.monotonic()
             out = list(stream(f, batch, indexed))
-            with lock:
-                self.started = None
-                if self.abandoned:
-                    raise Abandoned()
+            if watched:
+                self._watch_item(False)
+            else:
+                sizer.update(len(batch), clock() - t)
             if out:
                 put(out)
+
+    def _watch_item(self, starting: bool) -> None:
+        """Tell the supervisor an item starts or ends; raise `Abandoned` if it gave up on us."""
+        with self.supervisor.lock:
+            if self.abandoned:
+                raise Abandoned()
+            self.started = time.monotonic() if starting else None
