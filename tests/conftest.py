@@ -1,15 +1,155 @@
-"""Shared fixtures: the backends under test."""
+"""Shared fixtures and helpers: the backends under test, hypothesis profiles, and small
+tools for watching what a pipeline leaves behind (threads, child processes, CPU time)."""
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+import os
+import threading
+import time
+from typing import Any, Callable, Iterator, List, Set
+
 import pytest
+from hypothesis import HealthCheck, settings
 
 import pypeln as pl
 
 BACKEND_NAMES = [name for name in ("sync", "thread", "process", "task") if hasattr(pl, name)]
+#: Backends whose workers run concurrently with the consumer.
+CONCURRENT_BACKEND_NAMES = [name for name in BACKEND_NAMES if name != "sync"]
+
+# -- hypothesis --------------------------------------------------------------------------
+# "ci" (the default) keeps the suite fast on two cores; "dev" digs deeper:
+#     HYPOTHESIS_PROFILE=dev ./dev test
+# The `backend` fixture is a plain value, so reusing it across examples is safe.
+_SUPPRESSED = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+settings.register_profile(
+    "ci", max_examples=25, deadline=None, suppress_health_check=_SUPPRESSED, print_blob=True
+)
+settings.register_profile(
+    "dev", max_examples=200, deadline=None, suppress_health_check=_SUPPRESSED, print_blob=True
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# -- backends ----------------------------------------------------------------------------
 
 
 @pytest.fixture(params=BACKEND_NAMES)
 def backend(request: pytest.FixtureRequest):
     """Each backend module in turn (`pl.sync`, `pl.thread`, ...)."""
     return getattr(pl, request.param)
+
+
+@pytest.fixture(params=CONCURRENT_BACKEND_NAMES)
+def concurrent_backend(request: pytest.FixtureRequest):
+    """Each backend with real workers (every backend but `pl.sync`)."""
+    return getattr(pl, request.param)
+
+
+def name_of(backend: Any) -> str:
+    """`"thread"` for `pl.thread`, and so on."""
+    return backend.__name__.rsplit(".", 1)[-1]
+
+
+def min_workers(backend: Any) -> int:
+    """The smallest valid `workers`: 0 ("no limit") in `task`, 1 elsewhere."""
+    return 0 if name_of(backend) == "task" else 1
+
+
+# -- waiting and watching ----------------------------------------------------------------
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds have passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return bool(predicate())
+        time.sleep(interval)
+
+
+class Leftovers:
+    """What a pipeline started that is still alive: threads and child processes.
+
+    Take a snapshot before the pipeline runs; `wait_gone(t)` then waits up to `t` seconds
+    for everything started since to end, and returns what is still alive.
+    """
+
+    def __init__(self) -> None:
+        self.threads: Set[threading.Thread] = set(threading.enumerate())
+        self.children: Set[int] = {p.pid for p in multiprocessing.active_children() if p.pid}
+
+    def alive(self) -> List[str]:
+        gc.collect()
+        threads = [
+            f"thread {t.name!r}"
+            for t in threading.enumerate()
+            if t not in self.threads and t.is_alive()
+        ]
+        children = [
+            f"process {p.name!r} (pid {p.pid})"
+            for p in multiprocessing.active_children()
+            if p.pid not in self.children
+        ]
+        return threads + children
+
+    def wait_gone(self, timeout: float) -> List[str]:
+        wait_until(lambda: not self.alive(), timeout)
+        return self.alive()
+
+
+def _child_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a child process, from /proc (Linux); 0 elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class CpuMeter:
+    """CPU seconds used by this process and its live child processes over a span of time."""
+
+    def __enter__(self) -> CpuMeter:
+        children = multiprocessing.active_children()
+        self._children = {p.pid: _child_cpu_seconds(p.pid) for p in children if p.pid}
+        self._own = time.process_time()
+        self._wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.own = time.process_time() - self._own
+        self.children = sum(
+            max(0.0, _child_cpu_seconds(pid) - before) for pid, before in self._children.items()
+        )
+        self.cpu = self.own + self.children
+
+
+# -- sources -----------------------------------------------------------------------------
+
+
+class CountingSource:
+    """An endless iterable of ints that counts how many items were pulled from it."""
+
+    def __init__(self) -> None:
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[int]:
+        while True:
+            value = self.pulled
+            self.pulled += 1
+            yield value
+
+
+def slow_source(items: List[Any], first_delay: float, delay: float) -> Iterator[Any]:
+    """Yields `items`, sleeping `first_delay` before the first and `delay` before each other."""
+    for i, x in enumerate(items):
+        time.sleep(first_delay if i == 0 else delay)
+        yield x

@@ -1,0 +1,149 @@
+"""What `pl.task` adds: async functions and sources, awaiting and async-iterating stages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import pypeln as pl
+
+pytestmark = [
+    pytest.mark.timeout(30),
+    pytest.mark.skipif(not hasattr(pl, "task"), reason="the task backend is not present"),
+]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def agen(n):
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield i
+
+
+def test_async_f():
+    async def double(x):
+        await asyncio.sleep(0.001)
+        return x * 2
+
+    assert sorted(pl.task.map(double, range(10), workers=3)) == [x * 2 for x in range(10)]
+
+
+def test_async_filter_and_each():
+    ns = pl.task.Namespace(total=0)
+
+    async def odd(x):
+        await asyncio.sleep(0)
+        return x % 2
+
+    async def add(x):
+        with ns:
+            ns.total += x
+
+    assert sorted(pl.task.filter(odd, range(6), workers=2)) == [1, 3, 5]
+    assert pl.task.each(add, range(6), run=True) is None
+    assert ns.total == 15
+
+
+def test_async_iterable_source():
+    assert sorted(pl.task.map(lambda x: x + 1, agen(5), workers=2)) == [1, 2, 3, 4, 5]
+    assert list(pl.task.from_iterable(agen(3)) | pl.task.ordered) == [0, 1, 2]
+
+
+def test_flat_map_to_an_async_iterable_or_an_awaitable():
+    async def later(x):
+        await asyncio.sleep(0)
+        return [x, x]
+
+    assert sorted(pl.task.flat_map(lambda x: agen(x), range(4))) == [0, 0, 0, 1, 1, 2]
+    assert sorted(pl.task.flat_map(later, range(3), workers=2)) == [0, 0, 1, 1, 2, 2]
+
+
+def test_async_on_start_and_on_done():
+    ns = pl.task.Namespace(done=0)
+
+    async def on_start():
+        await asyncio.sleep(0)
+        return {"offset": 10}
+
+    async def on_done(offset):
+        with ns:
+            ns.done += offset
+
+    async def f(x, offset):
+        return x + offset
+
+    assert sorted(pl.task.map(f, range(3), on_start=on_start, on_done=on_done)) == [10, 11, 12]
+    assert ns.done >= 10
+
+
+def test_await_a_stage():
+    async def main():
+        return await pl.task.map(lambda x: x * 3, range(4), workers=2)
+
+    assert sorted(run(main())) == [0, 3, 6, 9]
+
+
+def test_async_for_over_a_stage():
+    async def main():
+        return [x async for x in pl.task.map(lambda x: -x, range(4))]
+
+    assert sorted(run(main())) == [-3, -2, -1, 0]
+
+
+def test_to_async_iterable():
+    async def main():
+        stage = pl.task.map(lambda x: x, range(3), workers=2)
+        values = [x async for x in pl.task.to_async_iterable(stage)]
+        elements = [e async for e in pl.task.to_async_iterable(stage, return_index=True)]
+        piped = [x async for x in stage | pl.task.to_async_iterable(maxsize=1)]
+        return values, elements, piped
+
+    values, elements, piped = run(main())
+    assert sorted(values) == sorted(piped) == [0, 1, 2]
+    assert sorted(elements) == [pl.Element((i,), i) for i in range(3)]
+
+
+def test_error_in_async_f():
+    async def broken_coroutine(x):
+        await asyncio.sleep(0)
+        raise ValueError("x")
+
+    with pytest.raises(ValueError) as info:
+        list(pl.task.map(broken_coroutine, range(3)))
+    assert info.value.args == ("x",)
+
+    async def main():
+        return await pl.task.map(broken_coroutine, range(3))
+
+    with pytest.raises(ValueError):
+        run(main())
+
+
+def test_error_in_async_source():
+    async def broken_agen():
+        yield 1
+        raise ValueError("x")
+
+    with pytest.raises(ValueError) as info:
+        list(pl.task.map(lambda x: x, broken_agen()))
+    assert info.value.args == ("x",)
+
+
+def test_workers_zero_means_no_limit():
+    ns = pl.task.Namespace(active=0, most=0)
+
+    async def track(x):
+        with ns:
+            ns.active += 1
+            ns.most = max(ns.most, ns.active)
+        await asyncio.sleep(0.05)
+        with ns:
+            ns.active -= 1
+        return x
+
+    assert sorted(pl.task.map(track, range(20), workers=0)) == list(range(20))
+    assert ns.most > 1

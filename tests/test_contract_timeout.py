@@ -1,0 +1,137 @@
+"""`timeout`: an item that takes longer is dropped, its worker replaced, and the run goes on.
+
+The contract holds in every backend (pypeln 0.4.9's `sync` enforced it too). In `task` the
+slow function is a coroutine, as it would be there; elsewhere it sleeps in short steps so
+that the worker can be interrupted between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from conftest import Leftovers, name_of
+
+pytestmark = pytest.mark.timeout(30)
+
+#: How long an overrunning item would take if it were not stopped.
+SLOW_SECONDS = 3.0
+TIMEOUT = 0.3
+#: A run with overrunning items must end well before they would have.
+MAX_RUN_SECONDS = 2.5
+
+
+def slow_on(backend, slow_values, result=lambda x: x * 10):
+    """A function that overruns on `slow_values` and returns `result(x)` at once otherwise."""
+    slow_values = frozenset(slow_values)
+
+    if name_of(backend) == "task":
+
+        async def f(x):
+            if x in slow_values:
+                await asyncio.sleep(SLOW_SECONDS)
+            return result(x)
+
+        return f
+
+    def f(x):
+        if x in slow_values:
+            for _ in range(int(SLOW_SECONDS / 0.05)):
+                time.sleep(0.05)
+        return result(x)
+
+    return f
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_overrunning_item_is_dropped(backend, workers):
+    f = slow_on(backend, {2})
+    started = time.monotonic()
+    out = sorted(backend.map(f, range(6), workers=workers, timeout=TIMEOUT))
+    elapsed = time.monotonic() - started
+    assert out == [0, 10, 30, 40, 50]
+    assert elapsed < MAX_RUN_SECONDS, f"the run took {elapsed:.2f}s"
+
+
+def test_several_overrunning_items_are_dropped(backend):
+    f = slow_on(backend, {1, 4, 7})
+    started = time.monotonic()
+    out = sorted(backend.map(f, range(10), workers=3, timeout=TIMEOUT))
+    elapsed = time.monotonic() - started
+    assert out == [x * 10 for x in range(10) if x not in (1, 4, 7)]
+    assert elapsed < MAX_RUN_SECONDS, f"the run took {elapsed:.2f}s"
+
+
+@pytest.mark.parametrize("op", ["filter", "flat_map"])
+def test_timeout_in_other_operators(backend, op):
+    if op == "filter":
+        f = slow_on(backend, {3}, result=lambda x: x % 2 == 1)
+        expected = [1, 5]
+    else:
+        f = slow_on(backend, {3}, result=lambda x: [x, x])
+        expected = [0, 0, 1, 1, 2, 2, 4, 4, 5, 5]
+    started = time.monotonic()
+    out = sorted(getattr(backend, op)(f, range(6), workers=2, timeout=TIMEOUT))
+    assert out == expected
+    assert time.monotonic() - started < MAX_RUN_SECONDS
+
+
+def test_timeout_in_each(backend):
+    ns = backend.Namespace(done=())
+    inner = slow_on(backend, {0}, result=lambda x: x)
+
+    if name_of(backend) == "task":
+
+        async def record(x):
+            await inner(x)
+            with ns:
+                ns.done = ns.done + (x,)
+
+    else:
+
+        def record(x):
+            inner(x)
+            with ns:
+                ns.done = ns.done + (x,)
+
+    started = time.monotonic()
+    assert backend.each(record, range(4), workers=2, timeout=TIMEOUT, run=True) is None
+    assert time.monotonic() - started < MAX_RUN_SECONDS
+    assert sorted(ns.done) == [1, 2, 3]
+
+
+def test_items_within_the_timeout_are_kept(backend):
+    def quick(x):
+        time.sleep(0.01)
+        return x
+
+    out = sorted(backend.map(quick, range(12), workers=3, timeout=1))
+    assert out == list(range(12))
+
+
+def test_timeout_then_ordered(backend):
+    f = slow_on(backend, {0, 5})
+    stage = backend.map(f, range(8), workers=2, timeout=TIMEOUT) | backend.ordered
+    assert list(stage) == [x * 10 for x in range(8) if x not in (0, 5)]
+
+
+def test_a_stage_with_a_timeout_leaves_nothing_behind(backend):
+    leftovers = Leftovers()
+    f = slow_on(backend, {1})
+    assert sorted(backend.map(f, range(4), workers=2, timeout=TIMEOUT)) == [0, 20, 30]
+    alive = leftovers.wait_gone(1.0)
+    assert alive == [], f"still alive after the run: {alive}"
+
+
+def test_on_done_runs_after_a_timeout(backend):
+    ns = backend.Namespace(done=0)
+
+    def on_done():
+        with ns:
+            ns.done += 1
+
+    f = slow_on(backend, {0})
+    out = sorted(backend.map(f, range(4), workers=1, timeout=TIMEOUT, on_done=on_done))
+    assert out == [10, 20, 30]
+    assert ns.done >= 1
