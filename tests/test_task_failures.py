@@ -82,7 +82,9 @@ CONSUMERS = [consume_sync, consume_await, consume_async_for, consume_sync_in_loo
 @pytest.mark.parametrize("consume", CONSUMERS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("n", [4, 10, 10_000])
 def test_error_reaches_consumer_once(
-    n: int, consume: Callable[[Any], None], caplog: pytest.LogCaptureFixture,
+    n: int,
+    consume: Callable[[Any], None],
+    caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -96,7 +98,8 @@ def test_error_reaches_consumer_once(
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("consume", CONSUMERS, ids=lambda c: c.__name__)
 def test_error_in_callbacks_and_sources(
-    consume: Callable[[Any], None], caplog: pytest.LogCaptureFixture,
+    consume: Callable[[Any], None],
+    caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)

@@ -15,7 +15,9 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "task_thread_p
 def test_notebook_runs_in_a_kernel() -> None:
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
-        notebook, timeout=60, kernel_name="python3",
+        notebook,
+        timeout=60,
+        kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOK.parent)}},
     )
     client.execute()

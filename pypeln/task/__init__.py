@@ -48,15 +48,26 @@ class TaskBackend:
         SegmentRunner.of(execution).connect(stage, out)
 
     def runner(
-        self, stage: Stage[Any], inq: ThreadQueue[Item], out: ThreadQueue[Item],
+        self,
+        stage: Stage[Any],
+        inq: ThreadQueue[Item],
+        out: ThreadQueue[Item],
         execution: Execution,
-    ) -> "_Registered":
+    ) -> _Registered:
         """`stage` alone, between two thread-side queues (its inputs already wired to `inq`)."""
         runner = SegmentRunner.of(execution)
         alone: Stage[Any] = Stage(
-            self, stage.op, (QueueSource(inq),), f=stage.f, workers=stage.workers,
-            maxsize=stage.maxsize, timeout=stage.timeout, on_start=stage.on_start,
-            on_done=stage.on_done, options=stage.options, where=stage.where,
+            self,
+            stage.op,
+            (QueueSource(inq),),
+            f=stage.f,
+            workers=stage.workers,
+            maxsize=stage.maxsize,
+            timeout=stage.timeout,
+            on_start=stage.on_start,
+            on_done=stage.on_done,
+            options=stage.options,
+            where=stage.where,
         )
         runner.connect(alone, out)
         return _Registered()
@@ -93,7 +104,25 @@ to_async_iterable = _fns.to_async_iterable
 run = _fns.run
 
 __all__ = [
-    "map", "filter", "flat_map", "each", "ordered", "concat", "from_iterable", "to_iterable",
-    "to_async_iterable", "collect", "run", "Namespace", "Stage", "Partial", "Element",
-    "Worker", "Supervisor", "IterableQueue", "WorkerInfo", "StageStatus", "TaskBackend",
+    "map",
+    "filter",
+    "flat_map",
+    "each",
+    "ordered",
+    "concat",
+    "from_iterable",
+    "to_iterable",
+    "to_async_iterable",
+    "collect",
+    "run",
+    "Namespace",
+    "Stage",
+    "Partial",
+    "Element",
+    "Worker",
+    "Supervisor",
+    "IterableQueue",
+    "WorkerInfo",
+    "StageStatus",
+    "TaskBackend",
 ]

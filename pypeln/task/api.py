@@ -39,34 +39,61 @@ class TaskStageFunctions(StageFunctions):
 
     @overload  # type: ignore[override]
     def map(
-        self, f: Callable[..., Awaitable[B]], stage: Source[Any], workers: int = 1,
-        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        self,
+        f: Callable[..., Awaitable[B]],
+        stage: Source[Any],
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
     ) -> Stage[B]: ...
 
     @overload
     def map(
-        self, f: Callable[..., B], stage: Source[Any], workers: int = 1, maxsize: int = 0,
-        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        self,
+        f: Callable[..., B],
+        stage: Source[Any],
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
     ) -> Stage[B]: ...
 
     @overload
     def map(
-        self, f: Callable[..., Awaitable[B]], stage: Undefined = UNDEFINED, workers: int = 1,
-        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        self,
+        f: Callable[..., Awaitable[B]],
+        stage: Undefined = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
     ) -> Partial[Stage[B]]: ...
 
     @overload
     def map(
-        self, f: Callable[..., B], stage: Undefined = UNDEFINED, workers: int = 1,
-        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        self,
+        f: Callable[..., B],
+        stage: Undefined = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
     ) -> Partial[Stage[B]]: ...
 
     def map(
-        self, f: Callable[..., Any], stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
-        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        self,
+        f: Callable[..., Any],
+        stage: Any = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
     ) -> Any:
         """Apply ``f`` to each item: ``y = f(x)`` or ``y = await f(x)``.
 
@@ -94,21 +121,37 @@ class TaskStageFunctions(StageFunctions):
 
     @overload
     def flat_map(
-        self, f: Callable[..., FlatResult[B]], stage: Source[Any], workers: int = 1,
-        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        self,
+        f: Callable[..., FlatResult[B]],
+        stage: Source[Any],
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
     ) -> Stage[B]: ...
 
     @overload
     def flat_map(
-        self, f: Callable[..., FlatResult[B]], stage: Undefined = UNDEFINED, workers: int = 1,
-        maxsize: int = 0, timeout: float = 0, on_start: OptionalCallback = None,
+        self,
+        f: Callable[..., FlatResult[B]],
+        stage: Undefined = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
     ) -> Partial[Stage[B]]: ...
 
     def flat_map(
-        self, f: Callable[..., Any], stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
-        timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
+        self,
+        f: Callable[..., Any],
+        stage: Any = UNDEFINED,
+        workers: int = 1,
+        maxsize: int = 0,
+        timeout: float = 0,
+        on_start: OptionalCallback = None,
+        on_done: OptionalCallback = None,
     ) -> Any:
         """Emit, one by one, the items of what ``f(x)`` returns: an iterable, an async
         iterable (e.g. an async generator) or an awaitable of an iterable.

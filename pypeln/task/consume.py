@@ -9,13 +9,15 @@ before control returns.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, List, Optional, Type
+from typing import Any, AsyncIterable, AsyncIterator, Iterable, List, Optional, Type, TypeVar, Union
 
 from .._core.element import Element, Item
 from .._core.errors import Cancelled
 from .._core.stage import Stage
 from .queue import IterableQueue
 from .run import TaskRun
+
+T = TypeVar("T")
 
 
 class LoopConsumer:
@@ -28,7 +30,7 @@ class LoopConsumer:
         )
         self.run: Optional[TaskRun] = None
 
-    async def __aenter__(self) -> "LoopConsumer":
+    async def __aenter__(self) -> LoopConsumer:
         run = self.run = TaskRun(asyncio.get_running_loop(), self._on_error)
         run.connect(self.stage, self.output)
         run.start()
@@ -69,7 +71,9 @@ async def iterate(stage: Any, maxsize: int, return_index: bool) -> AsyncIterator
                     yield value
 
 
-async def collect(stage: Any, maxsize: int = 0) -> List[Any]:
+async def collect(
+    stage: Union[Stage[T], Iterable[T], AsyncIterable[T]], maxsize: int = 0
+) -> List[T]:
     """Run `stage` on the running loop and return the list of its values.
 
     ``await stage`` is the same as ``await collect(stage)``.

@@ -28,7 +28,7 @@ from .._core.queue import IterableQueue as ThreadQueue
 T = TypeVar("T")
 
 
-def _wake(fut: "asyncio.Future[None]") -> None:
+def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
 
@@ -71,8 +71,8 @@ class IterableQueue(Generic[T]):
         self.maxsize = maxsize
         self._items: Deque[T] = deque()
         self._producers = 0
-        self._getters: Deque["asyncio.Future[None]"] = deque()
-        self._putters: Deque["asyncio.Future[None]"] = deque()
+        self._getters: Deque[asyncio.Future[None]] = deque()
+        self._putters: Deque[asyncio.Future[None]] = deque()
         self._closed = False
         #: called when an item is put and no consumer waits (a stage may then add workers)
         self.on_backlog: Optional[Callable[[], None]] = None
@@ -173,7 +173,7 @@ class IterableQueue(Generic[T]):
             self._wake_putters(len(batch))
         return batch
 
-    def __aiter__(self) -> "IterableQueue[T]":
+    def __aiter__(self) -> IterableQueue[T]:
         return self
 
     async def __anext__(self) -> T:
@@ -202,7 +202,7 @@ class IterableQueue(Generic[T]):
                 fut.set_result(None)
                 n -= 1
 
-    async def _wait(self, waiters: Deque["asyncio.Future[None]"]) -> None:
+    async def _wait(self, waiters: Deque[asyncio.Future[None]]) -> None:
         fut = asyncio.get_running_loop().create_future()
         waiters.append(fut)
         try:
@@ -217,7 +217,7 @@ class IterableQueue(Generic[T]):
             raise
 
     @staticmethod
-    def _wake_all(waiters: Deque["asyncio.Future[None]"]) -> None:
+    def _wake_all(waiters: Deque[asyncio.Future[None]]) -> None:
         while waiters:
             _wake(waiters.popleft())
 
@@ -244,7 +244,7 @@ class ThreadSink:
         self._scheduled = False
         self._blocked = False
         self._ended = False
-        self._waiters: Deque["asyncio.Future[None]"] = deque()
+        self._waiters: Deque[asyncio.Future[None]] = deque()
 
     def add_producers(self, n: int) -> None:
         self._producers += n
@@ -321,7 +321,7 @@ class Channel:
         self._room = threading.Condition(self._lock)
         self._batches: List[List[Item]] = []
         self._held = 0
-        self._waiter: "Optional[asyncio.Future[None]]" = None
+        self._waiter: Optional[asyncio.Future[None]] = None
         self._ended = False
         self._closed = False
 

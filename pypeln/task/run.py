@@ -52,7 +52,10 @@ class ThreadFeeder:
     """Reads batches in a thread of its own and hands them to the loop through a `Channel`."""
 
     def __init__(
-        self, run: "TaskRun", open_batches: OpenBatches, cap: int,
+        self,
+        run: TaskRun,
+        open_batches: OpenBatches,
+        cap: int,
         on_cancel: Optional[Callable[[], None]] = None,
     ) -> None:
         self.run = run
@@ -60,7 +63,7 @@ class ThreadFeeder:
         self.channel = Channel(run.loop, cap)
         self.on_cancel = on_cancel
         self.thread = threading.Thread(target=self._main, name="pypeln-task-feeder", daemon=True)
-        self.exited: "Optional[asyncio.Future[None]]" = None
+        self.exited: Optional[asyncio.Future[None]] = None
 
     def start(self) -> None:
         self.exited = self.run.loop.create_future()
@@ -97,7 +100,7 @@ class ThreadFeeder:
                     pass
 
 
-def _set_done(fut: "asyncio.Future[None]") -> None:
+def _set_done(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
 
@@ -150,7 +153,7 @@ class TaskRun:
         self.execution = execution
         self.error: Optional[BaseException] = None
         self.cancelled = False
-        self.tasks: Set["asyncio.Task[Any]"] = set()
+        self.tasks: Set[asyncio.Task[Any]] = set()
         self.feeders: List[ThreadFeeder] = []
         self._starters: List[Callable[[], Coroutine[Any, Any, None]]] = []
         self._started = 0
@@ -210,7 +213,10 @@ class TaskRun:
             self._feed(foreign.batches, out, cap, foreign.cancel)
 
     def _feed(
-        self, open_batches: OpenBatches, out: Sink, cap: int,
+        self,
+        open_batches: OpenBatches,
+        out: Sink,
+        cap: int,
         on_cancel: Optional[Callable[[], None]] = None,
     ) -> None:
         feeder = ThreadFeeder(self, open_batches, cap, on_cancel)
@@ -231,7 +237,7 @@ class TaskRun:
                 break
             feeder.start()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> "asyncio.Task[Any]":
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -239,7 +245,7 @@ class TaskRun:
             task.cancel()
         return task
 
-    def _task_done(self, task: "asyncio.Task[Any]") -> None:
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
         if task.cancelled():
             if not self.cancelled:
@@ -360,7 +366,7 @@ class LoopThread:
     def call(self, fn: Callable[..., Any], *args: Any) -> None:
         self.loop.call_soon_threadsafe(fn, *args)
 
-    def submit(self, coro: Coroutine[Any, Any, Any]) -> "concurrent.futures.Future[Any]":
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def stop(self, deadline: float) -> bool:
@@ -389,7 +395,7 @@ class SegmentRunner:
         _live_runners.add(self)
 
     @classmethod
-    def of(cls, execution: Execution) -> "SegmentRunner":
+    def of(cls, execution: Execution) -> SegmentRunner:
         runner = execution.shared.get("task")
         if runner is None:
             runner = execution.shared["task"] = cls(execution)
@@ -431,7 +437,7 @@ class SegmentRunner:
         self.host.stop(time.monotonic() + GRACE_SECONDS)
 
 
-_live_runners: "weakref.WeakSet[SegmentRunner]" = weakref.WeakSet()
+_live_runners: weakref.WeakSet[SegmentRunner] = weakref.WeakSet()
 
 
 @atexit.register

@@ -35,7 +35,7 @@ async def call_maybe_async(f: Callable[..., Any], **kwargs: Any) -> Any:
 
 
 class _ActiveWorkers:
-    def __init__(self, supervisor: "Supervisor") -> None:
+    def __init__(self, supervisor: Supervisor) -> None:
         self._supervisor = supervisor
 
     def value(self) -> int:
@@ -46,7 +46,7 @@ class Supervisor:
     """Starts a task stage's workers, reads its callbacks' resources, ends its output."""
 
     def __init__(
-        self, run: "TaskRun", stage: Stage[Any], input: IterableQueue[Item], output: Sink
+        self, run: TaskRun, stage: Stage[Any], input: IterableQueue[Item], output: Sink
     ) -> None:
         self.run = run
         self.stage = stage
@@ -58,7 +58,7 @@ class Supervisor:
         self.starting = 0
         self.f: Any = None
         self.indexed = False
-        self._finished: "Optional[asyncio.Future[None]]" = None
+        self._finished: Optional[asyncio.Future[None]] = None
         output.add_producers(1)
 
     async def main(self) -> None:

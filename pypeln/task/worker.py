@@ -21,7 +21,7 @@ class Worker:
 
     __slots__ = ("supervisor", "index")
 
-    def __init__(self, supervisor: "Supervisor", index: int) -> None:
+    def __init__(self, supervisor: Supervisor, index: int) -> None:
         self.supervisor = supervisor
         self.index = index
 
@@ -74,7 +74,11 @@ class Worker:
 
     @staticmethod
     async def _run_timed(
-        apply: Callable[..., Any], f: Any, item: Item, indexed: bool, out: List[Item],
+        apply: Callable[..., Any],
+        f: Any,
+        item: Item,
+        indexed: bool,
+        out: List[Item],
         timeout: float,
     ) -> None:
         """Apply `f` to `item` within `timeout` seconds; an overrunning item is dropped."""
