@@ -282,8 +282,12 @@ class TaskRun:
     async def aclose(self, grace: float = GRACE_SECONDS) -> None:
         """Cancel what is left and await every task; give feeder threads `grace` seconds."""
         self.cancel()
-        while self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Only the pending ones: gathering done tasks may not suspend (Python 3.12+), and
+        # their done callbacks must get to run.
+        pending = [task for task in self.tasks if not task.done()]
+        while pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            pending = [task for task in self.tasks if not task.done()]
         exits = [f.exited for f in self.feeders if f.exited is not None and not f.exited.done()]
         if exits:
             await asyncio.wait(exits, timeout=grace)
