@@ -10,7 +10,7 @@ One API, four backends: `pypeln.process` (processes, for CPU work), `pypeln.thre
 
 from __future__ import annotations
 
-from . import sync, thread
+from . import sync, task, thread
 from ._core.element import Element
 from ._core.errors import RemoteTraceback, WorkerDiedError
 from ._core.stage import Partial, Stage
@@ -22,6 +22,7 @@ BaseStage = Stage
 __all__ = [
     "sync",
     "thread",
+    "task",
     "Element",
     "Stage",
     "BaseStage",

@@ -132,6 +132,39 @@ class CpuMeter:
         self.cpu = self.own + self.children
 
 
+class PipelineHang(BaseException):
+    """A pipeline did not finish in time.
+
+    A BaseException, not an Exception: hypothesis then stops at the first hang instead of
+    shrinking over examples that each hang (pytest-timeout's own error would be caught by
+    hypothesis as an ordinary failure, and the shrinking examples would hang unguarded).
+    """
+
+
+def within(seconds: float, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)`, run in a helper thread; raises `PipelineHang` if it takes over `seconds`.
+
+    What `fn` returns is returned, what it raises is re-raised here.
+    """
+    outcome: List[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, fn(*args)))
+        except BaseException as e:  # handed to the caller
+            outcome.append((False, e))
+
+    thread = threading.Thread(target=target, name="test-consumer", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        raise PipelineHang(f"{fn!r}{args!r} did not finish within {seconds}s")
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value
+
+
 # -- sources -----------------------------------------------------------------------------
 
 

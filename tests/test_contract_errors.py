@@ -5,6 +5,7 @@ from __future__ import annotations
 import traceback
 
 import pytest
+from conftest import within
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -57,7 +58,7 @@ def test_error_in_f_reaches_the_consumer(backend, case):
         workers=case["workers"], maxsize=case["maxsize"],
     )
     with pytest.raises(ValueError) as info:
-        list(stage)
+        within(20, list, stage)
     assert type(info.value) is ValueError
     assert info.value.args == ("x",)
     assert "raise_at_position" in formatted(info.value)

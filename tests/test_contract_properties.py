@@ -12,7 +12,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import name_of
+from conftest import name_of, within
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,9 +25,17 @@ workers = st.integers(1, 4)
 maxsize = st.integers(0, 3)
 
 
-def check(backend, out, expected):
+#: The most one example's pipeline may take; a hang fails the test at once.
+EXAMPLE_SECONDS = 20
+
+
+def collect(stage):
+    return within(EXAMPLE_SECONDS, list, stage)
+
+
+def check(backend, stage, expected):
     """Same multiset; same order too for `sync`."""
-    out = list(out)
+    out = collect(stage)
     assert Counter(out) == Counter(expected)
     if name_of(backend) == "sync":
         assert out == list(expected)
@@ -56,7 +64,7 @@ def test_flat_map_is_chained_map(backend, xs, workers, maxsize):
 def test_map_then_ordered_keeps_source_order(backend, xs, workers, maxsize):
     f = lambda x: -x  # noqa: E731
     stage = backend.map(f, xs, workers=workers, maxsize=maxsize) | backend.ordered
-    assert list(stage) == list(map(f, xs))
+    assert collect(stage) == list(map(f, xs))
 
 
 @given(xs=st.lists(st.integers(0, 100), max_size=16), workers=workers, seed=st.integers(0, 2**16))
@@ -65,14 +73,14 @@ def test_ordered_restores_order_after_random_sleeps(backend, xs, workers, seed):
         time.sleep(random.Random(seed + x).random() * 0.003)
         return x
 
-    assert list(backend.map(sleepy, xs, workers=workers) | backend.ordered) == xs
+    assert collect(backend.map(sleepy, xs, workers=workers) | backend.ordered) == xs
 
 
 @given(xs=items, workers=workers, maxsize=maxsize)
 def test_ordered_restores_order_after_flat_map(backend, xs, workers, maxsize):
     f = lambda x: range(abs(x) % 5)  # noqa: E731
     stage = backend.flat_map(f, xs, workers=workers, maxsize=maxsize) | backend.ordered
-    assert list(stage) == list(itertools.chain.from_iterable(map(f, xs)))
+    assert collect(stage) == list(itertools.chain.from_iterable(map(f, xs)))
 
 
 @given(xs=items, workers=workers, maxsize=maxsize)
@@ -88,16 +96,17 @@ def test_composition_is_composition(backend, xs, workers, maxsize):
     )
     expected = list(itertools.chain.from_iterable(map(h, filter(g, map(f, xs)))))
     check(backend, stage, expected)
-    assert list(stage | backend.ordered) == expected
+    assert collect(stage | backend.ordered) == expected
 
 
 @given(xs=items)
 def test_return_index_matches_enumerate(backend, xs):
-    elements = backend.to_iterable(backend.map(lambda x: x, xs, workers=2), return_index=True)
+    stage = backend.map(lambda x: x, xs, workers=2)
+    elements = collect(backend.to_iterable(stage, return_index=True))
     assert sorted(elements) == [pl.Element((i,), x) for i, x in enumerate(xs)]
 
 
 @given(parts=st.lists(st.lists(st.integers(), max_size=10), max_size=4))
 def test_concat_is_chain(backend, parts):
-    check_bag = Counter(backend.concat([backend.map(lambda x: x, part) for part in parts]))
-    assert check_bag == Counter(itertools.chain.from_iterable(parts))
+    stage = backend.concat([backend.map(lambda x: x, part) for part in parts])
+    assert Counter(collect(stage)) == Counter(itertools.chain.from_iterable(parts))

@@ -81,6 +81,12 @@ class Execution:
             out.add_producers(1)
             self.add_runner(FeederRunner(self, node, out))
             return
+        wire = getattr(node.backend, "connect", None)
+        if wire is not None:
+            # The backend wires the stage (and the stages of its own it depends on) itself,
+            # e.g. to run a whole segment of `task` stages on one event loop.
+            wire(node, out, self)
+            return
         if node.op is FORWARD and not node.maxsize and node.options.get("use_thread", True):
             for dep in node.deps:
                 self.connect(dep, out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Deque, Generic, Iterator, List, Optional, TypeVar
+from typing import Callable, Deque, Generic, Iterator, List, Optional, TypeVar
 
 from .errors import Cancelled
 
@@ -32,6 +32,9 @@ class IterableQueue(Generic[T]):
         self._not_full = threading.Condition(lock)
         self._getters = 0
         self._putters = 0
+        #: one-shot callbacks of producers that must not block (an event loop): see
+        #: `put_batch_nowait`
+        self._room_callbacks: List[Callable[[], None]] = []
 
     def __len__(self) -> int:
         return len(self._items)
@@ -86,6 +89,26 @@ class IterableQueue(Generic[T]):
                     self._not_empty.notify(min(self._getters, end - start))
                 start = end
 
+    def put_batch_nowait(self, items: List[T], on_room: Callable[[], None]) -> int:
+        """Add as many of `items` as fit now, without blocking; returns how many were added.
+
+        If not all fit, `on_room` is called once, from a consumer's thread, the next time
+        items are taken. Raises `Cancelled` if the queue is closed.
+        """
+        with self._lock:
+            if self._closed:
+                raise Cancelled()
+            n = len(items)
+            if self.maxsize:
+                n = max(0, min(n, self.maxsize - len(self._items)))
+                if n < len(items):
+                    self._room_callbacks.append(on_room)
+            if n:
+                self._items.extend(items[:n] if n < len(items) else items)
+                if self._getters:
+                    self._not_empty.notify(min(self._getters, n))
+            return n
+
     # -- consumers -----------------------------------------------------------------------
 
     def get_batch(self, limit: int) -> Optional[List[T]]:
@@ -117,6 +140,10 @@ class IterableQueue(Generic[T]):
             # refills then come in chunks instead of one thread switch per item.
             if self._putters and len(items) <= self.maxsize // 2:
                 self._not_full.notify_all()
+            if self._room_callbacks:
+                callbacks, self._room_callbacks = self._room_callbacks, []
+                for callback in callbacks:
+                    callback()
             return batch
 
     def __iter__(self) -> Iterator[T]:

@@ -33,12 +33,30 @@ def _items(node: Any) -> Generator[Item, None, None]:
         for batch in source_batches(node):
             yield from batch
         return
+    # Upstream runs are closed explicitly: an exception's traceback keeps these frames,
+    # and with them any generator they hold, alive long after the error.
     if node.backend is not BACKEND:
-        for batch in iter_batches(node, node.maxsize):
-            yield from batch
+        batches = iter_batches(node, node.maxsize)
+        try:
+            for batch in batches:
+                yield from batch
+        finally:
+            batches.close()
         return
-    upstream = (item for dep in node.deps for item in _items(dep))
-    yield from _apply(node, upstream)
+    upstream = _chain(node.deps)
+    try:
+        yield from _apply(node, upstream)
+    finally:
+        upstream.close()
+
+
+def _chain(deps: Any) -> Generator[Item, None, None]:
+    for dep in deps:
+        items = _items(dep)
+        try:
+            yield from items
+        finally:
+            items.close()
 
 
 def _apply(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Item]:

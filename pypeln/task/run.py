@@ -1,0 +1,454 @@
+"""One run of task stages on one event loop, and the ways to host it.
+
+`TaskRun` turns a graph of stages into tasks on a loop: task stages are fused (their
+queues are loop-side `IterableQueue`s), async iterables and in-memory sequences are read
+on the loop, and everything else (sync iterables, stages of other backends) is read by a
+`ThreadFeeder` that hands batches to the loop. It ends in one way, whatever the cause
+(error, early exit, Ctrl-C): cancel every task, then await them all.
+
+Hosting:
+- on the caller's loop, for ``await stage`` and ``async for`` (`pypeln.task.consume`);
+- on a `LoopThread` of its own, for a sync consumer (``list(stage)``, even called from a
+  coroutine or a Jupyter cell) and for task stages inside another backend's pipeline:
+  `SegmentRunner` is the `pypeln._core.execution.Runner` that all task stages of one
+  `Execution` share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import threading
+import time
+import weakref
+from typing import Any, Callable, Coroutine, Iterator, List, Optional, Set
+
+from .._core.element import Item
+from .._core.errors import Cancelled
+from .._core.execution import GRACE_SECONDS, Execution
+from .._core.ops import FORWARD, ORDERED
+from .._core.queue import IterableQueue as ThreadQueue
+from .._core.sources import SEQUENCE_CHUNK, source_batches
+from .._core.stage import Stage
+from .._core.threadstop import raise_in_thread
+from .queue import Channel, IterableQueue, Sink, ThreadSink, drain_channel, thread_queue_batches
+from .supervisor import Supervisor
+
+#: Items read from a sync source on the loop between two yields to other tasks.
+LOOP_READ_CHUNK = SEQUENCE_CHUNK
+
+OpenBatches = Callable[[], Iterator[List[Item]]]
+
+
+class QueueSource:
+    """Stands for a thread-side queue as the input of a stage (see `TaskBackend.runner`)."""
+
+    def __init__(self, queue: ThreadQueue[Item]) -> None:
+        self.queue = queue
+
+
+class ThreadFeeder:
+    """Reads batches in a thread of its own and hands them to the loop through a `Channel`."""
+
+    def __init__(
+        self,
+        run: TaskRun,
+        open_batches: OpenBatches,
+        cap: int,
+        on_cancel: Optional[Callable[[], None]] = None,
+    ) -> None:
+        self.run = run
+        self.open_batches = open_batches
+        self.channel = Channel(run.loop, cap)
+        self.on_cancel = on_cancel
+        self.thread = threading.Thread(target=self._main, name="pypeln-task-feeder", daemon=True)
+        self.exited: Optional[asyncio.Future[None]] = None
+
+    def start(self) -> None:
+        self.exited = self.run.loop.create_future()
+        self.thread.start()
+
+    def cancel(self) -> None:
+        """Any thread: make the feeder stop at its next hand-over."""
+        self.channel.close()
+        if self.on_cancel is not None:
+            self.on_cancel()
+
+    def kill(self) -> None:
+        """Stop the thread if it is still stuck (in a source that does not return)."""
+        exited = self.exited
+        if exited is not None and not exited.done() and self.thread.is_alive():
+            raise_in_thread(self.thread, Cancelled)
+
+    def _main(self) -> None:
+        run, channel = self.run, self.channel
+        try:
+            for batch in self.open_batches():
+                channel.put(batch)
+            channel.end()
+        except Cancelled:
+            pass
+        except BaseException as e:
+            run.fail_threadsafe(e)
+        finally:
+            exited = self.exited
+            if exited is not None:
+                try:
+                    run.loop.call_soon_threadsafe(_set_done, exited)
+                except RuntimeError:  # the loop is closed
+                    pass
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class ForeignRun:
+    """A stage of another backend run by its own backend, read by a feeder thread."""
+
+    def __init__(self, stage: Stage[Any]) -> None:
+        self.stage = stage
+        self._lock = threading.Lock()
+        self._execution: Any = None
+        self._cancelled = False
+
+    def batches(self) -> Iterator[List[Item]]:
+        stage = self.stage
+        with self._lock:
+            if self._cancelled:
+                return
+            execution = self._execution = stage.backend.start(stage, stage.maxsize)
+        try:
+            yield from execution
+        finally:
+            execution.cancel()
+            execution.close()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            execution = self._execution
+        if execution is not None:
+            execution.cancel()
+
+
+class TaskRun:
+    """The tasks and feeder threads of one run on one event loop.
+
+    Build it with `connect` (from any thread), then `start` it on the loop. `fail` records
+    the first error and cancels everything; `aclose` cancels what is left and awaits it.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_error: Callable[[BaseException], None],
+        execution: Optional[Execution] = None,
+    ) -> None:
+        self.loop = loop
+        self.on_error = on_error
+        #: with an `Execution`, stages of other backends join it rather than run apart
+        self.execution = execution
+        self.error: Optional[BaseException] = None
+        self.cancelled = False
+        self.tasks: Set[asyncio.Task[Any]] = set()
+        self.feeders: List[ThreadFeeder] = []
+        self._starters: List[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._started = 0
+
+    # -- building (any thread, before `start`) --------------------------------------------
+
+    def connect(self, node: Any, out: Sink, use_thread: bool = True) -> None:
+        """Make `node` (a Stage of any backend, or an iterable) produce into `out`."""
+        cap = getattr(out, "maxsize", 0)
+        if isinstance(node, Stage) and isinstance(node.backend, self._backend_type()):
+            self._connect_stage(node, out)
+        elif isinstance(node, Stage):
+            self._connect_foreign(node, out)
+        elif isinstance(node, QueueSource):
+            self._feed(lambda: thread_queue_batches(node.queue), out, cap)
+        elif hasattr(node, "__aiter__") and not hasattr(node, "__iter__"):
+            out.add_producers(1)
+            self._starters.append(lambda: _read_async(node, out))
+        elif isinstance(node, (list, tuple, range)) or not use_thread:
+            out.add_producers(1)
+            self._starters.append(lambda: _read_on_loop(node, out))
+        else:
+            self._feed(lambda: source_batches(node), out, cap)
+
+    @staticmethod
+    def _backend_type() -> Any:
+        from . import TaskBackend
+
+        return TaskBackend
+
+    def _connect_stage(self, node: Stage[Any], out: Sink) -> None:
+        use_thread = bool(node.options.get("use_thread", True))
+        if node.op is FORWARD and not node.maxsize:
+            for dep in node.deps:
+                self.connect(dep, out, use_thread)
+            return
+        inq: IterableQueue[Item] = IterableQueue(node.maxsize)
+        for dep in node.deps:
+            self.connect(dep, inq, use_thread)
+        if node.op is ORDERED:
+            out.add_producers(1)
+            self._starters.append(lambda: _emit_ordered(inq, out))
+        elif node.op is FORWARD:
+            out.add_producers(1)
+            self._starters.append(lambda: _forward(inq, out))
+        else:
+            self._starters.append(Supervisor(self, node, inq, out).main)
+
+    def _connect_foreign(self, node: Stage[Any], out: Sink) -> None:
+        cap = getattr(out, "maxsize", 0)
+        if self.execution is not None:
+            queue = self.execution.queue(cap, consumers=1)
+            self.execution.connect(node, queue)
+            self._feed(lambda: thread_queue_batches(queue), out, cap)
+        else:
+            foreign = ForeignRun(node)
+            self._feed(foreign.batches, out, cap, foreign.cancel)
+
+    def _feed(
+        self,
+        open_batches: OpenBatches,
+        out: Sink,
+        cap: int,
+        on_cancel: Optional[Callable[[], None]] = None,
+    ) -> None:
+        feeder = ThreadFeeder(self, open_batches, cap, on_cancel)
+        self.feeders.append(feeder)
+        out.add_producers(1)
+        self._starters.append(lambda: drain_channel(feeder.channel, out))
+
+    # -- running (on the loop) -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start what `connect` added since the last start (call on the loop's thread)."""
+        starters, self._starters = self._starters, []
+        for make in starters:
+            self.spawn(make())
+        feeders, self._started = self.feeders[self._started :], len(self.feeders)
+        for feeder in feeders:
+            if self.cancelled:
+                break
+            feeder.start()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        if self.cancelled:
+            task.cancel()
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled():
+            if not self.cancelled:
+                self.fail(asyncio.CancelledError("a task of the pipeline was cancelled"))
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.fail(exc)
+
+    def fail(self, exc: BaseException) -> None:
+        """Record the first error and cancel the run (on the loop's thread)."""
+        if self.error is not None or self.cancelled:
+            return
+        self.error = exc
+        self.on_error(exc)
+        self.cancel()
+
+    def fail_threadsafe(self, exc: BaseException) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.fail, exc)
+        except RuntimeError:  # the loop is closed: the run is over
+            pass
+
+    def cancel(self) -> None:
+        """Cancel every task and feeder (on the loop's thread); idempotent."""
+        if self.cancelled:
+            return
+        self.cancelled = True
+        for task in list(self.tasks):
+            task.cancel()
+        for feeder in self.feeders:
+            feeder.cancel()
+
+    async def aclose(self, grace: float = GRACE_SECONDS) -> None:
+        """Cancel what is left and await every task; give feeder threads `grace` seconds."""
+        self.cancel()
+        # Only the pending ones: gathering done tasks may not suspend (Python 3.12+), and
+        # their done callbacks must get to run.
+        pending = [task for task in self.tasks if not task.done()]
+        while pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            pending = [task for task in self.tasks if not task.done()]
+        exits = [f.exited for f in self.feeders if f.exited is not None and not f.exited.done()]
+        if exits:
+            await asyncio.wait(exits, timeout=grace)
+        for feeder in self.feeders:
+            feeder.kill()
+
+
+async def _read_async(iterable: Any, out: Sink) -> None:
+    i = 0
+    full, put = out.full, out.put_nowait
+    async for x in iterable:
+        if full():
+            await out.wait_room()
+        put(((i,), x))
+        i += 1
+    out.done()
+
+
+async def _read_on_loop(iterable: Any, out: Sink) -> None:
+    """A sync source read on the loop, yielding to other tasks between chunks."""
+    if isinstance(iterable, (list, tuple, range)):
+        for batch in source_batches(iterable):
+            await out.put_many(batch)
+            await asyncio.sleep(0)
+    else:
+        chunk: List[Item] = []
+        for i, x in enumerate(iterable):
+            chunk.append(((i,), x))
+            if len(chunk) >= LOOP_READ_CHUNK:
+                await out.put_many(chunk)
+                chunk = []
+                await asyncio.sleep(0)
+        if chunk:
+            await out.put_many(chunk)
+    out.done()
+
+
+async def _emit_ordered(inq: IterableQueue[Item], out: Sink) -> None:
+    items: List[Item] = []
+    while True:
+        batch = await inq.get_batch(1 << 30)
+        if batch is None:
+            break
+        items.extend(batch)
+    items.sort(key=lambda item: item[0])
+    for start in range(0, len(items), LOOP_READ_CHUNK):
+        await out.put_many(items[start : start + LOOP_READ_CHUNK])
+    out.done()
+
+
+async def _forward(inq: IterableQueue[Item], out: Sink) -> None:
+    while True:
+        batch = await inq.get_batch(LOOP_READ_CHUNK)
+        if batch is None:
+            break
+        await out.put_many(batch)
+    out.done()
+
+
+class LoopThread:
+    """An event loop running in a helper thread, for runs that a sync caller consumes."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._main, name="pypeln-task-loop", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self, deadline: float) -> bool:
+        """Stop the loop and wait, until `deadline`, for its thread to end."""
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:  # already closed
+            pass
+        if self.thread is not threading.current_thread():
+            self.thread.join(max(0.0, deadline - time.monotonic()))
+        return not self.thread.is_alive()
+
+
+class SegmentRunner:
+    """The task stages of one `Execution`: one `TaskRun` on one `LoopThread`.
+
+    Registered once per execution (in ``execution.shared``) as its runner; every task
+    stage the execution meets is wired into the same run.
+    """
+
+    def __init__(self, execution: Execution) -> None:
+        self.execution = execution
+        self.host = LoopThread()
+        self.loop = self.host.loop
+        self.run = TaskRun(self.loop, execution.fail, execution)
+        _live_runners.add(self)
+
+    @classmethod
+    def of(cls, execution: Execution) -> SegmentRunner:
+        runner = execution.shared.get("task")
+        if runner is None:
+            runner = execution.shared["task"] = cls(execution)
+            execution.add_runner(runner)
+        assert isinstance(runner, SegmentRunner)
+        return runner
+
+    def connect(self, node: Any, out: ThreadQueue[Item]) -> None:
+        self.run.connect(node, ThreadSink(self.loop, out))
+
+    def start(self) -> None:
+        self.host.call(self.run.start)
+
+    def cancel(self) -> None:
+        for feeder in self.run.feeders:
+            feeder.cancel()
+        try:
+            self.host.call(self.run.cancel)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    def join(self, deadline: float) -> bool:
+        closed = True
+        closing = self.run.aclose(max(0.0, deadline - time.monotonic()))
+        try:
+            done = self.host.submit(closing)
+        except RuntimeError:  # the loop is closed
+            closing.close()
+            return self.host.stop(deadline)
+        try:
+            done.result(max(0.0, deadline - time.monotonic()))
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            closed = False
+        return self.host.stop(deadline) and closed
+
+    def kill(self) -> None:
+        for feeder in self.run.feeders:
+            feeder.kill()
+        self.host.stop(time.monotonic() + GRACE_SECONDS)
+
+
+_live_runners: weakref.WeakSet[SegmentRunner] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_abandoned_runs() -> None:
+    """At exit, end the runs whose consumer never finished (an iterator left open)."""
+    deadline = time.monotonic() + GRACE_SECONDS
+    for runner in list(_live_runners):
+        if runner.host.thread.is_alive():
+            runner.execution.cancel()
+            runner.join(deadline)

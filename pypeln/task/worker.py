@@ -1,0 +1,92 @@
+"""`Worker`: one long-lived task that runs a stage's `f` over the items of its input queue.
+
+A worker takes one item at a time: a ready item costs no suspension, and an `f` that
+does not suspend costs no trip through the event loop, so per-item overhead stays at a
+few function calls. Slow items spread over the stage's workers since each holds one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Callable, List
+
+from .._core.element import Item
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
+
+
+class Worker:
+    """One of a stage's worker tasks; the stage may run up to ``workers`` of them."""
+
+    __slots__ = ("supervisor", "index")
+
+    def __init__(self, supervisor: Supervisor, index: int) -> None:
+        self.supervisor = supervisor
+        self.index = index
+
+    async def run(self) -> None:
+        """Take items until the input ends, putting each item's outputs downstream."""
+        sup = self.supervisor
+        queue = sup.input
+        items = queue._items
+        getters = queue._getters
+        output = sup.output
+        full, put = output.full, output.put_nowait
+        apply = sup.stage.op.apply_async
+        f, indexed = sup.f, sup.indexed
+        timeout = sup.stage.timeout
+        out: List[Item] = []
+        sup.starting -= 1
+        try:
+            while True:
+                if items:
+                    item = items.popleft()
+                    if queue._putters:
+                        queue._wake_putters(1)
+                else:
+                    got = await queue.get()
+                    if got is None:
+                        break
+                    item = got
+                if items and not getters and not sup.starting and sup.size < sup.cap:
+                    sup.grow()
+                if timeout:
+                    await self._run_timed(apply, f, item, indexed, out, timeout)
+                else:
+                    await apply(f, item, indexed, out)
+                if out:
+                    for result in out:
+                        if full():
+                            await output.wait_room()
+                        put(result)
+                    out.clear()
+        except asyncio.CancelledError:
+            if sup.run.cancelled:
+                raise
+            sup.run.fail(asyncio.CancelledError(f"{sup.stage.where}: an item was cancelled"))
+            return
+        except BaseException as e:
+            # Fail the run before this task ends, so that nothing downstream sees an end.
+            sup.run.fail(e)
+            return
+        sup.worker_finished()
+
+    @staticmethod
+    async def _run_timed(
+        apply: Callable[..., Any],
+        f: Any,
+        item: Item,
+        indexed: bool,
+        out: List[Item],
+        timeout: float,
+    ) -> None:
+        """Apply `f` to `item` within `timeout` seconds; an overrunning item is dropped."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await asyncio.wait_for(apply(f, item, indexed, out), timeout)
+        except asyncio.TimeoutError:
+            if loop.time() - started < timeout:  # raised by `f` itself, not by the timeout
+                raise
+            out.clear()
