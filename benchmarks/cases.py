@@ -184,9 +184,11 @@ def tpe_pipeline(n: int, workers: int) -> Measured:
     The filter runs as a map to ``x or None`` plus ``is not None`` in the parent.
     """
     t0 = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(workers) as e1, \
-            concurrent.futures.ThreadPoolExecutor(workers) as e2, \
-            concurrent.futures.ThreadPoolExecutor(workers) as e3:
+    with (
+        concurrent.futures.ThreadPoolExecutor(workers) as e1,
+        concurrent.futures.ThreadPoolExecutor(workers) as e2,
+        concurrent.futures.ThreadPoolExecutor(workers) as e3,
+    ):
         incremented = e1.map(inc, range(n))
         evens = (y for y in e2.map(even_or_none, incremented) if y is not None)
         out = list(e3.map(double, evens))
@@ -203,9 +205,11 @@ def ppe_map(n: int, fn: str, workers: int, chunksize: int) -> Measured:
 
 def ppe_pipeline(n: int, workers: int, chunksize: int) -> Measured:
     t0 = time.perf_counter()
-    with concurrent.futures.ProcessPoolExecutor(workers) as e1, \
-            concurrent.futures.ProcessPoolExecutor(workers) as e2, \
-            concurrent.futures.ProcessPoolExecutor(workers) as e3:
+    with (
+        concurrent.futures.ProcessPoolExecutor(workers) as e1,
+        concurrent.futures.ProcessPoolExecutor(workers) as e2,
+        concurrent.futures.ProcessPoolExecutor(workers) as e3,
+    ):
         incremented = e1.map(inc, range(n), chunksize=chunksize)
         evens = (y for y in e2.map(even_or_none, incremented, chunksize=chunksize) if y is not None)
         out = list(e3.map(double, evens, chunksize=chunksize))
@@ -226,11 +230,15 @@ def pool_map(n: int, fn: str, workers: int, chunksize: int) -> Measured:
 def pool_pipeline(n: int, workers: int, chunksize: int) -> Measured:
     """Three pools chained by ``imap_unordered``; each stage streams into the next."""
     t0 = time.perf_counter()
-    with multiprocessing.Pool(workers) as p1, multiprocessing.Pool(workers) as p2, \
-            multiprocessing.Pool(workers) as p3:
+    with (
+        multiprocessing.Pool(workers) as p1,
+        multiprocessing.Pool(workers) as p2,
+        multiprocessing.Pool(workers) as p3,
+    ):
         incremented = p1.imap_unordered(inc, range(n), chunksize=chunksize)
         evens = (
-            y for y in p2.imap_unordered(even_or_none, incremented, chunksize=chunksize)
+            y
+            for y in p2.imap_unordered(even_or_none, incremented, chunksize=chunksize)
             if y is not None
         )
         out = list(p3.imap_unordered(double, evens, chunksize=chunksize))

@@ -59,12 +59,12 @@ EXIT_GRACE = 5.0  # seconds a finished row may take to exit before it is killed
 
 WORKLOADS: Dict[str, str] = {
     "overhead": "Trivial function (x + 1; `async def` for task rows): the cost of the machinery "
-                "per item. Higher items/s is better.",
+    "per item. Higher items/s is better.",
     "io-sleep": "Every item sleeps 10 ms (time.sleep for threads, asyncio.sleep for tasks); "
-                "ideal time = items x 10 ms / workers.",
+    "ideal time = items x 10 ms / workers.",
     "pipeline": "map(x + 1) -> filter(even) -> map(x * 2), each stage with its own workers.",
     "first-item": "Time from starting to iterate a process stage over range(1,000,000) to its "
-                  "first item, pool start-up included. Lower is better.",
+    "first item, pool start-up included. Lower is better.",
 }
 
 
@@ -175,20 +175,31 @@ def _wait(proc: subprocess.Popen[bytes], result_file: Path, timeout: float) -> s
             return killed
 
 
-def run_row(row: Row, python: str, env: Dict[str, str], repeat: int, budget: float,
-            timeout: float) -> Result:
+def run_row(
+    row: Row, python: str, env: Dict[str, str], repeat: int, budget: float, timeout: float
+) -> Result:
     result = Result(row)
     with tempfile.TemporaryDirectory(prefix="pypeln-bench-") as tmp:
         result_file = Path(tmp) / "result.json"
         stdout_file, stderr_file = Path(tmp) / "stdout", Path(tmp) / "stderr"
         spec = {
-            "case": row.case, "n": row.n, "params": row.params, "check": row.check,
-            "repeat": repeat, "budget": budget, "result_file": str(result_file),
+            "case": row.case,
+            "n": row.n,
+            "params": row.params,
+            "check": row.check,
+            "repeat": repeat,
+            "budget": budget,
+            "result_file": str(result_file),
         }
         with open(stdout_file, "wb") as out, open(stderr_file, "wb") as err:
             proc = subprocess.Popen(
-                [python, str(WORKER), json.dumps(spec)], cwd=str(BENCH_DIR), env=env,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                [python, str(WORKER), json.dumps(spec)],
+                cwd=str(BENCH_DIR),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
             )
         try:
             killed = _wait(proc, result_file, timeout)
@@ -212,8 +223,9 @@ def run_row(row: Row, python: str, env: Dict[str, str], repeat: int, budget: flo
             result.status, result.reason = "timeout", f"no result within {timeout:.0f} s"
         else:
             result.status = "error"
-            result.reason = (f"worker exited with code {proc.returncode}: "
-                             + (_tail(stderr_file) or "no output"))
+            result.reason = f"worker exited with code {proc.returncode}: " + (
+                _tail(stderr_file) or "no output"
+            )
             result.traceback = _tail(stderr_file, 40)
     return result
 
@@ -231,19 +243,37 @@ def legacy_python(venv: Path) -> Tuple[Optional[str], str]:
     stamp = venv / f".pypeln-{LEGACY_VERSION}-ready"
     if python.exists() and stamp.exists():
         return str(python), ""
-    print(f"Setting up pypeln {LEGACY_VERSION} in {_display(venv)} (first run only) ...",
-          flush=True)
+    print(
+        f"Setting up pypeln {LEGACY_VERSION} in {_display(venv)} (first run only) ...", flush=True
+    )
     steps = [
         [sys.executable, "-m", "venv", "--clear", str(venv)],
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         f"pypeln=={LEGACY_VERSION}"],
-        [str(python), "-c", "import pypeln, sys; sys.exit(pypeln.__version__ != sys.argv[1])",
-         LEGACY_VERSION],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"pypeln=={LEGACY_VERSION}",
+        ],
+        [
+            str(python),
+            "-c",
+            "import pypeln, sys; sys.exit(pypeln.__version__ != sys.argv[1])",
+            LEGACY_VERSION,
+        ],
     ]
     for step in steps:
         try:
-            done = subprocess.run(step, stdin=subprocess.DEVNULL, capture_output=True,
-                                  text=True, timeout=600, cwd=str(BENCH_DIR))
+            done = subprocess.run(
+                step,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                cwd=str(BENCH_DIR),
+            )
         except (OSError, subprocess.TimeoutExpired) as error:
             return None, f"setting up pypeln {LEGACY_VERSION} failed: {error}"
         if done.returncode != 0:
@@ -348,8 +378,9 @@ def text_table(headers: List[str], lines: List[List[str]]) -> str:
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
 
     def fmt(cells: List[str]) -> str:
-        parts = [c.rjust(w) if _is_numeric(h) else c.ljust(w)
-                 for c, w, h in zip(cells, widths, headers)]
+        parts = [
+            c.rjust(w) if _is_numeric(h) else c.ljust(w) for c, w, h in zip(cells, widths, headers)
+        ]
         return "  ".join(parts).rstrip()
 
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *map(fmt, lines)])
@@ -394,8 +425,11 @@ def judge(target: Target, by_key: Dict[str, Result]) -> Verdict:
     if target.kind == TIME_VS_IDEAL:
         ideal = ours.row.ideal or 0.0
         good = ours.best <= target.threshold * ideal
-        return Verdict(target, "PASS" if good else "FAIL",
-                       f"{ours.best:.3f} s = {_ratio_text(ours.x_ideal)} ideal {ideal:.3g} s")
+        return Verdict(
+            target,
+            "PASS" if good else "FAIL",
+            f"{ours.best:.3f} s = {_ratio_text(ours.x_ideal)} ideal {ideal:.3g} s",
+        )
     if target.kind == LATENCY_MS:
         ms = ours.best * 1000
         return Verdict(target, "PASS" if ms <= target.threshold else "FAIL", f"{ms:.1f} ms")
@@ -407,30 +441,70 @@ def judge(target: Target, by_key: Dict[str, Result]) -> Verdict:
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="./dev bench", description="Benchmark pypeln against its peers and pypeln 0.4.9.")
-    parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
-                        help="run only rows with a word starting with PATTERN in their name "
-                             "(workload/group/row, label, or ours|peer|legacy); comma-separated "
-                             "or repeated patterns are OR-ed")
-    parser.add_argument("--quick", action="store_true",
-                        help="smaller sizes and one repetition: a smoke run, not a measurement")
-    parser.add_argument("--repeat", type=int, default=None, metavar="N",
-                        help="best of N runs per row (default 3, 1 with --quick)")
-    parser.add_argument("--legacy-repeat", type=int, default=1, metavar="N",
-                        help=f"best of N for pypeln {LEGACY_VERSION} rows (default 1)")
-    parser.add_argument("--budget", type=float, default=8.0, metavar="SECONDS",
-                        help="stop repeating a row once its runs took this long (default 8)")
-    parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
-                        help="hard limit for each row (default 120)")
-    parser.add_argument("--check", action="store_true",
-                        help="exit non-zero if a target FAILs")
-    parser.add_argument("--no-legacy", action="store_true",
-                        help=f"leave out the pypeln {LEGACY_VERSION} rows (needs no extra venv)")
-    parser.add_argument("--legacy-venv", type=Path, default=DEFAULT_LEGACY_VENV, metavar="DIR",
-                        help=f"virtual environment for pypeln {LEGACY_VERSION} "
-                             "(created on first use)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS, metavar="DIR",
-                        help="where latest.md and latest.json are written")
+        prog="./dev bench", description="Benchmark pypeln against its peers and pypeln 0.4.9."
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="run only rows with a word starting with PATTERN in their name "
+        "(workload/group/row, label, or ours|peer|legacy); comma-separated "
+        "or repeated patterns are OR-ed",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes and one repetition: a smoke run, not a measurement",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        metavar="N",
+        help="best of N runs per row (default 3, 1 with --quick)",
+    )
+    parser.add_argument(
+        "--legacy-repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"best of N for pypeln {LEGACY_VERSION} rows (default 1)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=8.0,
+        metavar="SECONDS",
+        help="stop repeating a row once its runs took this long (default 8)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="hard limit for each row (default 120)",
+    )
+    parser.add_argument("--check", action="store_true", help="exit non-zero if a target FAILs")
+    parser.add_argument(
+        "--no-legacy",
+        action="store_true",
+        help=f"leave out the pypeln {LEGACY_VERSION} rows (needs no extra venv)",
+    )
+    parser.add_argument(
+        "--legacy-venv",
+        type=Path,
+        default=DEFAULT_LEGACY_VENV,
+        metavar="DIR",
+        help=f"virtual environment for pypeln {LEGACY_VERSION} (created on first use)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        metavar="DIR",
+        help="where latest.md and latest.json are written",
+    )
     parser.add_argument("--list", action="store_true", help="list the selected rows and exit")
     args = parser.parse_args(argv)
     args.only = [p.strip() for arg in args.only for p in arg.split(",") if p.strip()]
@@ -470,8 +544,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if legacy[0] is None:
             print(f"  {legacy[1]}", flush=True)
 
-    print(f"pypeln benchmarks: {len(rows)} rows, python {platform.python_version()}, "
-          f"{os.cpu_count()} cpus{', quick sizes' if args.quick else ''}", flush=True)
+    print(
+        f"pypeln benchmarks: {len(rows)} rows, python {platform.python_version()}, "
+        f"{os.cpu_count()} cpus{', quick sizes' if args.quick else ''}",
+        flush=True,
+    )
     started = time.perf_counter()
     results: List[Result] = []
     width = max(len(r.key) for r in rows)
@@ -480,8 +557,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if row.kind == LEGACY:
             python, env, repeat = legacy[0], base_env, args.legacy_repeat
         else:
-            python, env, repeat = sys.executable, (ours_env if row.kind == OURS else base_env), \
-                args.repeat
+            python, env, repeat = (
+                sys.executable,
+                (ours_env if row.kind == OURS else base_env),
+                args.repeat,
+            )
         if python is None:
             result = Result(row, status="n/a", reason=legacy[1])
         else:
@@ -492,8 +572,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if row.metric == LATENCY:
                 print(f"{result.best * 1000:9.1f} ms", flush=True)
             else:
-                print(f"{result.best:9.3f} s {result.items_per_s:12,.0f} items/s"
-                      f"  (best of {len(result.times)})", flush=True)
+                print(
+                    f"{result.best:9.3f} s {result.items_per_s:12,.0f} items/s"
+                    f"  (best of {len(result.times)})",
+                    flush=True,
+                )
         else:
             print(f"{result.status}: {result.reason}", flush=True)
         for note in result.notes:
@@ -503,17 +586,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     by_key = {r.row.key: r for r in results}
     verdicts = [judge(t, by_key) for t in TARGETS]
     verdicts = [v for v in verdicts if v.status != "SKIP"]
-    ours_version = next((r.pypeln_version for r in results
-                         if r.row.kind == OURS and r.pypeln_version), None)
+    ours_version = next(
+        (r.pypeln_version for r in results if r.row.kind == OURS and r.pypeln_version), None
+    )
     with_legacy = any(r.row.kind == LEGACY for r in results)
-    header = (f"python {platform.python_version()} on {platform.system()} "
-              f"{platform.machine()}, {os.cpu_count()} cpus; "
-              f"pypeln {ours_version or '(not importable)'}"
-              f"{f' vs pypeln {LEGACY_VERSION}' if with_legacy else ''}; "
-              f"best of {args.repeat}"
-              f"{f' (pypeln {LEGACY_VERSION}: {args.legacy_repeat})' if with_legacy else ''}"
-              f", fewer once a row has used {args.budget:g} s; "
-              f"{'quick sizes; ' if args.quick else ''}run took {elapsed:.0f} s")
+    header = (
+        f"python {platform.python_version()} on {platform.system()} "
+        f"{platform.machine()}, {os.cpu_count()} cpus; "
+        f"pypeln {ours_version or '(not importable)'}"
+        f"{f' vs pypeln {LEGACY_VERSION}' if with_legacy else ''}; "
+        f"best of {args.repeat}"
+        f"{f' (pypeln {LEGACY_VERSION}: {args.legacy_repeat})' if with_legacy else ''}"
+        f", fewer once a row has used {args.budget:g} s; "
+        f"{'quick sizes; ' if args.quick else ''}run took {elapsed:.0f} s"
+    )
     tables = workload_tables(results)
 
     print()
@@ -530,8 +616,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     command = " ".join(["./dev bench", *(argv if argv is not None else sys.argv[1:])])
     md = ["# pypeln benchmark results", "", header, "", f"Command: `{command}`", ""]
-    md.append("Ratios are ours ÷ row (items/s), so > 1x means pypeln is faster; for first-item "
-              "latency it is row ÷ ours (ms). Rules: see benchmarks/README.md.")
+    md.append(
+        "Ratios are ours ÷ row (items/s), so > 1x means pypeln is faster; for first-item "
+        "latency it is row ÷ ours (ms). Rules: see benchmarks/README.md."
+    )
     for workload, headers, lines in tables:
         md += ["", f"## {workload}", "", WORKLOADS[workload], "", markdown_table(headers, lines)]
     if verdicts:
@@ -553,21 +641,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "seconds": round(elapsed, 1),
         "rows": [
             {
-                "key": r.row.key, "workload": r.row.workload, "group": r.row.group,
-                "label": r.row.label, "kind": r.row.kind, "items": r.row.n,
-                "params": r.row.params, "metric": r.row.metric, "status": r.status,
-                "times": r.times, "best_s": r.best, "items_per_s": r.items_per_s,
+                "key": r.row.key,
+                "workload": r.row.workload,
+                "group": r.row.group,
+                "label": r.row.label,
+                "kind": r.row.kind,
+                "items": r.row.n,
+                "params": r.row.params,
+                "metric": r.row.metric,
+                "status": r.status,
+                "times": r.times,
+                "best_s": r.best,
+                "items_per_s": r.items_per_s,
                 "ours_over_row": ratio(by_key.get(f"{r.row.workload}/{r.row.group}/ours"), r)
-                if r.row.kind != OURS else None,
-                "ideal_s": r.row.ideal, "x_ideal": r.x_ideal,
+                if r.row.kind != OURS
+                else None,
+                "ideal_s": r.row.ideal,
+                "x_ideal": r.x_ideal,
                 "note": "; ".join(n for n in [r.row.note, *r.notes] if n),
-                "reason": r.reason, "traceback": r.traceback,
+                "reason": r.reason,
+                "traceback": r.traceback,
             }
             for r in results
         ],
         "targets": [
-            {"target": v.target.text, "status": v.status, "measured": v.measured}
-            for v in verdicts
+            {"target": v.target.text, "status": v.status, "measured": v.measured} for v in verdicts
         ],
     }
     _write(args.out / "latest.json", json.dumps(data, indent=2) + "\n")

@@ -67,8 +67,17 @@ class Row:
 def build_rows(sizes: Dict[str, int]) -> List[Row]:
     rows: List[Row] = []
 
-    def add(workload: str, group: str, slug: str, label: str, kind: str, case: str, n: int,
-            check: str, **kw: Any) -> None:
+    def add(
+        workload: str,
+        group: str,
+        slug: str,
+        label: str,
+        kind: str,
+        case: str,
+        n: int,
+        check: str,
+        **kw: Any,
+    ) -> None:
         rows.append(Row(workload, group, slug, label, kind, case, n, check, **kw))
 
     legacy = f"pypeln {LEGACY_VERSION}"
@@ -78,124 +87,456 @@ def build_rows(sizes: Dict[str, int]) -> List[Row]:
     n, n_old = sizes["overhead"], sizes["overhead_legacy"]
     n_old_proc = sizes["overhead_legacy_process"]
     w = "overhead"
-    add(w, "sync", "ours", "pl.sync.map", OURS, "pl_map", n, "inc",
-        params={"backend": "sync", "fn": "inc"})
+    add(
+        w,
+        "sync",
+        "ours",
+        "pl.sync.map",
+        OURS,
+        "pl_map",
+        n,
+        "inc",
+        params={"backend": "sync", "fn": "inc"},
+    )
     add(w, "sync", "builtin", "builtin map", PEER, "builtin_map", n, "inc", params={"fn": "inc"})
-    add(w, "sync", "pypeln049", f"{legacy} sync.map", LEGACY, "pl_map", n_old, "inc",
-        params={"backend": "sync", "fn": "inc"}, note=fewer if n_old != n else "")
+    add(
+        w,
+        "sync",
+        "pypeln049",
+        f"{legacy} sync.map",
+        LEGACY,
+        "pl_map",
+        n_old,
+        "inc",
+        params={"backend": "sync", "fn": "inc"},
+        note=fewer if n_old != n else "",
+    )
 
-    add(w, "thread", "ours", "pl.thread.map workers=4", OURS, "pl_map", n, "inc",
-        params={"backend": "thread", "fn": "inc", "workers": 4})
-    add(w, "thread", "tpe", "ThreadPoolExecutor(4).map", PEER, "tpe_map", n, "inc",
-        params={"fn": "inc", "workers": 4})
-    add(w, "thread", "pypeln049", f"{legacy} thread.map workers=4", LEGACY, "pl_map", n_old,
-        "inc", params={"backend": "thread", "fn": "inc", "workers": 4},
-        note=fewer if n_old != n else "")
+    add(
+        w,
+        "thread",
+        "ours",
+        "pl.thread.map workers=4",
+        OURS,
+        "pl_map",
+        n,
+        "inc",
+        params={"backend": "thread", "fn": "inc", "workers": 4},
+    )
+    add(
+        w,
+        "thread",
+        "tpe",
+        "ThreadPoolExecutor(4).map",
+        PEER,
+        "tpe_map",
+        n,
+        "inc",
+        params={"fn": "inc", "workers": 4},
+    )
+    add(
+        w,
+        "thread",
+        "pypeln049",
+        f"{legacy} thread.map workers=4",
+        LEGACY,
+        "pl_map",
+        n_old,
+        "inc",
+        params={"backend": "thread", "fn": "inc", "workers": 4},
+        note=fewer if n_old != n else "",
+    )
 
-    add(w, "process", "ours", "pl.process.map workers=2", OURS, "pl_map", n, "inc",
-        params={"backend": "process", "fn": "inc", "workers": 2})
-    add(w, "process", "pool", f"multiprocessing.Pool(2).imap_unordered chunksize={CHUNKSIZE}",
-        PEER, "pool_map", n, "inc", params={"fn": "inc", "workers": 2, "chunksize": CHUNKSIZE})
-    add(w, "process", "ppe", f"ProcessPoolExecutor(2).map chunksize={CHUNKSIZE}", PEER,
-        "ppe_map", n, "inc", params={"fn": "inc", "workers": 2, "chunksize": CHUNKSIZE})
-    add(w, "process", "mpire", "mpire WorkerPool(n_jobs=2).map_unordered", PEER, "mpire_map", n,
-        "inc", params={"fn": "inc", "workers": 2},
-        note=f"default chunk size: n / (n_jobs * 64) = {-(-n // 128)}")
-    add(w, "process", "pypeln049", f"{legacy} process.map workers=2", LEGACY, "pl_map",
-        n_old_proc, "inc", params={"backend": "process", "fn": "inc", "workers": 2},
-        note=fewer if n_old_proc != n else "")
+    add(
+        w,
+        "process",
+        "ours",
+        "pl.process.map workers=2",
+        OURS,
+        "pl_map",
+        n,
+        "inc",
+        params={"backend": "process", "fn": "inc", "workers": 2},
+    )
+    add(
+        w,
+        "process",
+        "pool",
+        f"multiprocessing.Pool(2).imap_unordered chunksize={CHUNKSIZE}",
+        PEER,
+        "pool_map",
+        n,
+        "inc",
+        params={"fn": "inc", "workers": 2, "chunksize": CHUNKSIZE},
+    )
+    add(
+        w,
+        "process",
+        "ppe",
+        f"ProcessPoolExecutor(2).map chunksize={CHUNKSIZE}",
+        PEER,
+        "ppe_map",
+        n,
+        "inc",
+        params={"fn": "inc", "workers": 2, "chunksize": CHUNKSIZE},
+    )
+    add(
+        w,
+        "process",
+        "mpire",
+        "mpire WorkerPool(n_jobs=2).map_unordered",
+        PEER,
+        "mpire_map",
+        n,
+        "inc",
+        params={"fn": "inc", "workers": 2},
+        note=f"default chunk size: n / (n_jobs * 64) = {-(-n // 128)}",
+    )
+    add(
+        w,
+        "process",
+        "pypeln049",
+        f"{legacy} process.map workers=2",
+        LEGACY,
+        "pl_map",
+        n_old_proc,
+        "inc",
+        params={"backend": "process", "fn": "inc", "workers": 2},
+        note=fewer if n_old_proc != n else "",
+    )
 
-    add(w, "task", "ours", "pl.task.map workers=100", OURS, "pl_map", n, "inc",
-        params={"backend": "task", "fn": "ainc", "workers": 100})
-    add(w, "task", "gather", "asyncio.gather + Semaphore(100)", PEER, "gather_map", n, "inc",
-        params={"fn": "ainc", "workers": 100})
-    add(w, "task", "aiostream", "aiostream stream.map task_limit=100", PEER, "aiostream_map", n,
-        "inc", params={"fn": "ainc", "workers": 100}, note="ordered=False")
-    add(w, "task", "pypeln049", f"{legacy} task.map workers=100", LEGACY, "pl_map", n_old,
-        "inc", params={"backend": "task", "fn": "ainc", "workers": 100},
-        note=fewer if n_old != n else "")
+    add(
+        w,
+        "task",
+        "ours",
+        "pl.task.map workers=100",
+        OURS,
+        "pl_map",
+        n,
+        "inc",
+        params={"backend": "task", "fn": "ainc", "workers": 100},
+    )
+    add(
+        w,
+        "task",
+        "gather",
+        "asyncio.gather + Semaphore(100)",
+        PEER,
+        "gather_map",
+        n,
+        "inc",
+        params={"fn": "ainc", "workers": 100},
+    )
+    add(
+        w,
+        "task",
+        "aiostream",
+        "aiostream stream.map task_limit=100",
+        PEER,
+        "aiostream_map",
+        n,
+        "inc",
+        params={"fn": "ainc", "workers": 100},
+        note="ordered=False",
+    )
+    add(
+        w,
+        "task",
+        "pypeln049",
+        f"{legacy} task.map workers=100",
+        LEGACY,
+        "pl_map",
+        n_old,
+        "inc",
+        params={"backend": "task", "fn": "ainc", "workers": 100},
+        note=fewer if n_old != n else "",
+    )
 
     # 2. io-sleep: every item waits 10 ms; the ideal is items * 10 ms / workers.
     w = "io-sleep"
     n = sizes["io_thread"]
     ideal = n * 0.01 / 100
     for slug, label, kind, case, params in (
-        ("ours", "pl.thread.map workers=100", OURS, "pl_map",
-         {"backend": "thread", "fn": "sleep_10ms", "workers": 100}),
-        ("tpe", "ThreadPoolExecutor(100).map", PEER, "tpe_map",
-         {"fn": "sleep_10ms", "workers": 100}),
-        ("pypeln049", f"{legacy} thread.map workers=100", LEGACY, "pl_map",
-         {"backend": "thread", "fn": "sleep_10ms", "workers": 100}),
+        (
+            "ours",
+            "pl.thread.map workers=100",
+            OURS,
+            "pl_map",
+            {"backend": "thread", "fn": "sleep_10ms", "workers": 100},
+        ),
+        (
+            "tpe",
+            "ThreadPoolExecutor(100).map",
+            PEER,
+            "tpe_map",
+            {"fn": "sleep_10ms", "workers": 100},
+        ),
+        (
+            "pypeln049",
+            f"{legacy} thread.map workers=100",
+            LEGACY,
+            "pl_map",
+            {"backend": "thread", "fn": "sleep_10ms", "workers": 100},
+        ),
     ):
-        add(w, "thread", slug, label, kind, case, n, "identity", params=params, ideal=ideal,
-            note="time.sleep(0.01) per item")
+        add(
+            w,
+            "thread",
+            slug,
+            label,
+            kind,
+            case,
+            n,
+            "identity",
+            params=params,
+            ideal=ideal,
+            note="time.sleep(0.01) per item",
+        )
     n = sizes["io_task"]
     ideal = n * 0.01 / 1000
     for slug, label, kind, case, params in (
-        ("ours", "pl.task.map workers=1000", OURS, "pl_map",
-         {"backend": "task", "fn": "asleep_10ms", "workers": 1000}),
-        ("gather", "asyncio.gather + Semaphore(1000)", PEER, "gather_map",
-         {"fn": "asleep_10ms", "workers": 1000}),
-        ("aiostream", "aiostream stream.map task_limit=1000", PEER, "aiostream_map",
-         {"fn": "asleep_10ms", "workers": 1000}),
-        ("pypeln049", f"{legacy} task.map workers=1000", LEGACY, "pl_map",
-         {"backend": "task", "fn": "asleep_10ms", "workers": 1000}),
+        (
+            "ours",
+            "pl.task.map workers=1000",
+            OURS,
+            "pl_map",
+            {"backend": "task", "fn": "asleep_10ms", "workers": 1000},
+        ),
+        (
+            "gather",
+            "asyncio.gather + Semaphore(1000)",
+            PEER,
+            "gather_map",
+            {"fn": "asleep_10ms", "workers": 1000},
+        ),
+        (
+            "aiostream",
+            "aiostream stream.map task_limit=1000",
+            PEER,
+            "aiostream_map",
+            {"fn": "asleep_10ms", "workers": 1000},
+        ),
+        (
+            "pypeln049",
+            f"{legacy} task.map workers=1000",
+            LEGACY,
+            "pl_map",
+            {"backend": "task", "fn": "asleep_10ms", "workers": 1000},
+        ),
     ):
-        add(w, "task", slug, label, kind, case, n, "identity", params=params, ideal=ideal,
-            note="await asyncio.sleep(0.01) per item")
+        add(
+            w,
+            "task",
+            slug,
+            label,
+            kind,
+            case,
+            n,
+            "identity",
+            params=params,
+            ideal=ideal,
+            note="await asyncio.sleep(0.01) per item",
+        )
 
     # 3. pipeline: map(x + 1) -> filter(even) -> map(x * 2), every stage with its own workers.
     w = "pipeline"
     n, n_old = sizes["pipeline"], sizes["pipeline_legacy"]
     n_old_proc = sizes["pipeline_legacy_process"]
-    add(w, "sync", "ours", "pl.sync map | filter | map", OURS, "pl_pipeline", n, "pipeline",
-        params={"backend": "sync"})
-    add(w, "sync", "builtin", "builtin map | filter | map", PEER, "builtin_pipeline", n,
-        "pipeline")
-    add(w, "sync", "pypeln049", f"{legacy} sync map | filter | map", LEGACY, "pl_pipeline",
-        n_old, "pipeline", params={"backend": "sync"}, note=fewer if n_old != n else "")
+    add(
+        w,
+        "sync",
+        "ours",
+        "pl.sync map | filter | map",
+        OURS,
+        "pl_pipeline",
+        n,
+        "pipeline",
+        params={"backend": "sync"},
+    )
+    add(w, "sync", "builtin", "builtin map | filter | map", PEER, "builtin_pipeline", n, "pipeline")
+    add(
+        w,
+        "sync",
+        "pypeln049",
+        f"{legacy} sync map | filter | map",
+        LEGACY,
+        "pl_pipeline",
+        n_old,
+        "pipeline",
+        params={"backend": "sync"},
+        note=fewer if n_old != n else "",
+    )
 
-    add(w, "thread", "ours", "pl.thread, workers=2 per stage", OURS, "pl_pipeline", n,
-        "pipeline", params={"backend": "thread", "workers": 2})
-    add(w, "thread", "tpe", "3 x ThreadPoolExecutor(2).map chained", PEER, "tpe_pipeline", n,
-        "pipeline", params={"workers": 2}, note="filter as map + `is not None` in the parent")
-    add(w, "thread", "pypeln049", f"{legacy} thread, workers=2 per stage", LEGACY,
-        "pl_pipeline", n_old, "pipeline", params={"backend": "thread", "workers": 2},
-        note=fewer if n_old != n else "")
+    add(
+        w,
+        "thread",
+        "ours",
+        "pl.thread, workers=2 per stage",
+        OURS,
+        "pl_pipeline",
+        n,
+        "pipeline",
+        params={"backend": "thread", "workers": 2},
+    )
+    add(
+        w,
+        "thread",
+        "tpe",
+        "3 x ThreadPoolExecutor(2).map chained",
+        PEER,
+        "tpe_pipeline",
+        n,
+        "pipeline",
+        params={"workers": 2},
+        note="filter as map + `is not None` in the parent",
+    )
+    add(
+        w,
+        "thread",
+        "pypeln049",
+        f"{legacy} thread, workers=2 per stage",
+        LEGACY,
+        "pl_pipeline",
+        n_old,
+        "pipeline",
+        params={"backend": "thread", "workers": 2},
+        note=fewer if n_old != n else "",
+    )
 
-    add(w, "process", "ours", "pl.process, workers=2 per stage", OURS, "pl_pipeline", n,
-        "pipeline", params={"backend": "process", "workers": 2})
-    add(w, "process", "pool", f"3 x Pool(2).imap_unordered chunksize={CHUNKSIZE} chained", PEER,
-        "pool_pipeline", n, "pipeline", params={"workers": 2, "chunksize": CHUNKSIZE},
-        note="filter as map + `is not None` in the parent")
-    add(w, "process", "ppe", f"3 x ProcessPoolExecutor(2).map chunksize={CHUNKSIZE} chained",
-        PEER, "ppe_pipeline", n, "pipeline", params={"workers": 2, "chunksize": CHUNKSIZE},
-        note="filter as map + `is not None` in the parent")
-    add(w, "process", "pypeln049", f"{legacy} process, workers=2 per stage", LEGACY,
-        "pl_pipeline", n_old_proc, "pipeline", params={"backend": "process", "workers": 2},
-        note=fewer if n_old_proc != n else "")
+    add(
+        w,
+        "process",
+        "ours",
+        "pl.process, workers=2 per stage",
+        OURS,
+        "pl_pipeline",
+        n,
+        "pipeline",
+        params={"backend": "process", "workers": 2},
+    )
+    add(
+        w,
+        "process",
+        "pool",
+        f"3 x Pool(2).imap_unordered chunksize={CHUNKSIZE} chained",
+        PEER,
+        "pool_pipeline",
+        n,
+        "pipeline",
+        params={"workers": 2, "chunksize": CHUNKSIZE},
+        note="filter as map + `is not None` in the parent",
+    )
+    add(
+        w,
+        "process",
+        "ppe",
+        f"3 x ProcessPoolExecutor(2).map chunksize={CHUNKSIZE} chained",
+        PEER,
+        "ppe_pipeline",
+        n,
+        "pipeline",
+        params={"workers": 2, "chunksize": CHUNKSIZE},
+        note="filter as map + `is not None` in the parent",
+    )
+    add(
+        w,
+        "process",
+        "pypeln049",
+        f"{legacy} process, workers=2 per stage",
+        LEGACY,
+        "pl_pipeline",
+        n_old_proc,
+        "pipeline",
+        params={"backend": "process", "workers": 2},
+        note=fewer if n_old_proc != n else "",
+    )
 
-    add(w, "task", "ours", "pl.task, workers=100 per stage", OURS, "pl_pipeline", n,
-        "pipeline", params={"backend": "task", "workers": 100})
-    add(w, "task", "gather", "3 x asyncio.gather + Semaphore(100), stage by stage", PEER,
-        "gather_pipeline", n, "pipeline", params={"workers": 100})
-    add(w, "task", "aiostream", "aiostream map | filter | map, task_limit=100", PEER,
-        "aiostream_pipeline", n, "pipeline", params={"workers": 100}, note="ordered=False")
-    add(w, "task", "pypeln049", f"{legacy} task, workers=100 per stage", LEGACY, "pl_pipeline",
-        n_old, "pipeline", params={"backend": "task", "workers": 100},
-        note=fewer if n_old != n else "")
+    add(
+        w,
+        "task",
+        "ours",
+        "pl.task, workers=100 per stage",
+        OURS,
+        "pl_pipeline",
+        n,
+        "pipeline",
+        params={"backend": "task", "workers": 100},
+    )
+    add(
+        w,
+        "task",
+        "gather",
+        "3 x asyncio.gather + Semaphore(100), stage by stage",
+        PEER,
+        "gather_pipeline",
+        n,
+        "pipeline",
+        params={"workers": 100},
+    )
+    add(
+        w,
+        "task",
+        "aiostream",
+        "aiostream map | filter | map, task_limit=100",
+        PEER,
+        "aiostream_pipeline",
+        n,
+        "pipeline",
+        params={"workers": 100},
+        note="ordered=False",
+    )
+    add(
+        w,
+        "task",
+        "pypeln049",
+        f"{legacy} task, workers=100 per stage",
+        LEGACY,
+        "pl_pipeline",
+        n_old,
+        "pipeline",
+        params={"backend": "task", "workers": 100},
+        note=fewer if n_old != n else "",
+    )
 
     # 4. first-item: how long until a process stage over a big input yields anything.
     w = "first-item"
     n = sizes["first_item"]
-    add(w, "process", "ours", f"pl.process.map(range({n:,}), workers=2)", OURS, "pl_first_item",
-        n, "first", params={"backend": "process", "fn": "inc", "workers": 2}, metric=LATENCY)
-    add(w, "process", "pool", f"Pool(2).imap_unordered(range({n:,}), chunksize={CHUNKSIZE})",
-        PEER, "pool_first_item", n, "first",
-        params={"fn": "inc", "workers": 2, "chunksize": CHUNKSIZE}, metric=LATENCY)
-    add(w, "process", "pypeln049", f"{legacy} process.map(range({n:,}), workers=2)", LEGACY,
-        "pl_first_item", n, "first", params={"backend": "process", "fn": "inc", "workers": 2},
-        metric=LATENCY)
+    add(
+        w,
+        "process",
+        "ours",
+        f"pl.process.map(range({n:,}), workers=2)",
+        OURS,
+        "pl_first_item",
+        n,
+        "first",
+        params={"backend": "process", "fn": "inc", "workers": 2},
+        metric=LATENCY,
+    )
+    add(
+        w,
+        "process",
+        "pool",
+        f"Pool(2).imap_unordered(range({n:,}), chunksize={CHUNKSIZE})",
+        PEER,
+        "pool_first_item",
+        n,
+        "first",
+        params={"fn": "inc", "workers": 2, "chunksize": CHUNKSIZE},
+        metric=LATENCY,
+    )
+    add(
+        w,
+        "process",
+        "pypeln049",
+        f"{legacy} process.map(range({n:,}), workers=2)",
+        LEGACY,
+        "pl_first_item",
+        n,
+        "first",
+        params={"backend": "process", "fn": "inc", "workers": 2},
+        metric=LATENCY,
+    )
     return rows
 
 
@@ -218,30 +559,91 @@ class Target:
 
 
 TARGETS: List[Target] = [
-    Target("thread.map trivial workers=4 >= 10x ThreadPoolExecutor(4).map", RATIO,
-           "overhead/thread/ours", 10, "overhead/thread/tpe"),
-    Target("thread.map trivial workers=4 >= 20x pypeln 0.4.9 thread.map", RATIO,
-           "overhead/thread/ours", 20, "overhead/thread/pypeln049"),
-    Target("thread 10 ms sleeps, workers=100: time <= 1.5 x ideal", TIME_VS_IDEAL,
-           "io-sleep/thread/ours", 1.5),
-    Target("process.map trivial workers=2 >= 0.5x Pool.imap_unordered(chunksize=256)", RATIO,
-           "overhead/process/ours", 0.5, "overhead/process/pool"),
-    Target("process.map trivial workers=2 > ProcessPoolExecutor.map(chunksize=256)", RATIO,
-           "overhead/process/ours", 1, "overhead/process/ppe", strict=True),
-    Target("process.map trivial workers=2 > mpire map_unordered", RATIO,
-           "overhead/process/ours", 1, "overhead/process/mpire", strict=True),
-    Target("process.map trivial workers=2 >= 100x pypeln 0.4.9 process.map", RATIO,
-           "overhead/process/ours", 100, "overhead/process/pypeln049"),
-    Target("3-stage process pipeline >= 100x pypeln 0.4.9", RATIO,
-           "pipeline/process/ours", 100, "pipeline/process/pypeln049"),
-    Target("first item of a process stage within 100 ms", LATENCY_MS,
-           "first-item/process/ours", 100),
-    Target("task.map trivial workers=100 >= 5x asyncio.gather + Semaphore(100)", RATIO,
-           "overhead/task/ours", 5, "overhead/task/gather"),
-    Target("task.map trivial workers=100 >= 30x pypeln 0.4.9 task.map", RATIO,
-           "overhead/task/ours", 30, "overhead/task/pypeln049"),
-    Target("task.map trivial workers=100 >= 30x aiostream task_limit=100", RATIO,
-           "overhead/task/ours", 30, "overhead/task/aiostream"),
-    Target("task 10 ms asyncio.sleep, workers=1000: time <= 1.5 x ideal", TIME_VS_IDEAL,
-           "io-sleep/task/ours", 1.5),
+    Target(
+        "thread.map trivial workers=4 >= 10x ThreadPoolExecutor(4).map",
+        RATIO,
+        "overhead/thread/ours",
+        10,
+        "overhead/thread/tpe",
+    ),
+    Target(
+        "thread.map trivial workers=4 >= 20x pypeln 0.4.9 thread.map",
+        RATIO,
+        "overhead/thread/ours",
+        20,
+        "overhead/thread/pypeln049",
+    ),
+    Target(
+        "thread 10 ms sleeps, workers=100: time <= 1.5 x ideal",
+        TIME_VS_IDEAL,
+        "io-sleep/thread/ours",
+        1.5,
+    ),
+    Target(
+        "process.map trivial workers=2 >= 0.5x Pool.imap_unordered(chunksize=256)",
+        RATIO,
+        "overhead/process/ours",
+        0.5,
+        "overhead/process/pool",
+    ),
+    Target(
+        "process.map trivial workers=2 > ProcessPoolExecutor.map(chunksize=256)",
+        RATIO,
+        "overhead/process/ours",
+        1,
+        "overhead/process/ppe",
+        strict=True,
+    ),
+    Target(
+        "process.map trivial workers=2 > mpire map_unordered",
+        RATIO,
+        "overhead/process/ours",
+        1,
+        "overhead/process/mpire",
+        strict=True,
+    ),
+    Target(
+        "process.map trivial workers=2 >= 100x pypeln 0.4.9 process.map",
+        RATIO,
+        "overhead/process/ours",
+        100,
+        "overhead/process/pypeln049",
+    ),
+    Target(
+        "3-stage process pipeline >= 100x pypeln 0.4.9",
+        RATIO,
+        "pipeline/process/ours",
+        100,
+        "pipeline/process/pypeln049",
+    ),
+    Target(
+        "first item of a process stage within 100 ms", LATENCY_MS, "first-item/process/ours", 100
+    ),
+    Target(
+        "task.map trivial workers=100 >= 5x asyncio.gather + Semaphore(100)",
+        RATIO,
+        "overhead/task/ours",
+        5,
+        "overhead/task/gather",
+    ),
+    Target(
+        "task.map trivial workers=100 >= 30x pypeln 0.4.9 task.map",
+        RATIO,
+        "overhead/task/ours",
+        30,
+        "overhead/task/pypeln049",
+    ),
+    Target(
+        "task.map trivial workers=100 >= 30x aiostream task_limit=100",
+        RATIO,
+        "overhead/task/ours",
+        30,
+        "overhead/task/aiostream",
+    ),
+    Target(
+        "task 10 ms asyncio.sleep, workers=1000: time <= 1.5 x ideal",
+        TIME_VS_IDEAL,
+        "io-sleep/task/ours",
+        1.5,
+    ),
 ]

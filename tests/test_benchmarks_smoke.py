@@ -37,9 +37,22 @@ def test_quick_sync_rows_run_and_are_written(tmp_path: Path) -> None:
     if not _sync_map_available():
         pytest.skip("pypeln.sync is not available yet")
     done = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--only", "sync", "--no-legacy",
-         "--timeout", "30", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=55, cwd=str(ROOT),
+        [
+            sys.executable,
+            str(RUN),
+            "--quick",
+            "--only",
+            "sync",
+            "--no-legacy",
+            "--timeout",
+            "30",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=55,
+        cwd=str(ROOT),
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -47,8 +60,10 @@ def test_quick_sync_rows_run_and_are_written(tmp_path: Path) -> None:
     rows = {row["key"]: row for row in data["rows"]}
     # "sync" selects the sync rows only: not the asyncio ones, not pypeln 0.4.9.
     assert set(rows) == {
-        "overhead/sync/ours", "overhead/sync/builtin",
-        "pipeline/sync/ours", "pipeline/sync/builtin",
+        "overhead/sync/ours",
+        "overhead/sync/builtin",
+        "pipeline/sync/ours",
+        "pipeline/sync/builtin",
     }
     for row in rows.values():
         assert row["status"] == "ok", row
@@ -65,18 +80,45 @@ def test_a_hanging_row_times_out_and_an_unknown_backend_is_na() -> None:
     harness = _load_harness()
     env = {"PATH": "", "PYTHONPATH": str(ROOT)}
 
-    hang = harness.Row("selftest", "sync", "hang", "hangs", "peer", "selftest_sleep", 3,
-                       "identity", params={"seconds": 30})
+    hang = harness.Row(
+        "selftest",
+        "sync",
+        "hang",
+        "hangs",
+        "peer",
+        "selftest_sleep",
+        3,
+        "identity",
+        params={"seconds": 30},
+    )
     result = harness.run_row(hang, sys.executable, env, repeat=1, budget=0, timeout=1)
     assert result.status == "timeout"
 
-    quick = harness.Row("selftest", "sync", "quick", "quick", "peer", "selftest_sleep", 3,
-                        "identity", params={"seconds": 0})
+    quick = harness.Row(
+        "selftest",
+        "sync",
+        "quick",
+        "quick",
+        "peer",
+        "selftest_sleep",
+        3,
+        "identity",
+        params={"seconds": 0},
+    )
     result = harness.run_row(quick, sys.executable, env, repeat=2, budget=0, timeout=30)
     assert result.status == "ok" and len(result.times) == 2
 
-    missing = harness.Row("selftest", "nothing", "ours", "missing", "ours", "pl_map", 3, "inc",
-                          params={"backend": "no_such_backend", "fn": "inc"})
+    missing = harness.Row(
+        "selftest",
+        "nothing",
+        "ours",
+        "missing",
+        "ours",
+        "pl_map",
+        3,
+        "inc",
+        params={"backend": "no_such_backend", "fn": "inc"},
+    )
     result = harness.run_row(missing, sys.executable, env, repeat=1, budget=0, timeout=30)
     assert result.status == "n/a", result.reason
 

@@ -89,8 +89,10 @@ def test_bounded_each_on_an_endless_source(backend):
 def test_bounded_stage_downstream_of_a_slow_stage(backend):
     # The bound on the second stage must hold the first one back, too.
     source = CountingSource()
-    stage = source | backend.map(lambda x: x, workers=2, maxsize=1) | backend.map(
-        lambda x: time.sleep(0.01) or x, workers=1, maxsize=1
+    stage = (
+        source
+        | backend.map(lambda x: x, workers=2, maxsize=1)
+        | backend.map(lambda x: time.sleep(0.01) or x, workers=1, maxsize=1)
     )
     it, out = consume_slowly(stage, 3)
     pulled = source.pulled

@@ -54,8 +54,12 @@ def test_error_in_f_reaches_the_consumer(backend, case):
         return x
 
     stage = stage_for(
-        backend, case["op"], raise_at_position, range(case["n"]),
-        workers=case["workers"], maxsize=case["maxsize"],
+        backend,
+        case["op"],
+        raise_at_position,
+        range(case["n"]),
+        workers=case["workers"],
+        maxsize=case["maxsize"],
     )
     with pytest.raises(ValueError) as info:
         within(20, list, stage)

@@ -159,7 +159,10 @@ def test_f_ignores_resources_it_does_not_declare(backend):
         return {"unused": object(), "also_unused": 1}
 
     assert sorted(backend.map(lambda x: x + 1, range(4), workers=2, on_start=on_start)) == [
-        1, 2, 3, 4,
+        1,
+        2,
+        3,
+        4,
     ]
 
 

@@ -329,8 +329,16 @@ def test_pipeline_of_every_per_item_operator(backend):
 # -- what every module exposes -----------------------------------------------------------
 
 FUNCTIONS = [
-    "map", "filter", "flat_map", "each", "ordered", "concat", "from_iterable", "to_iterable",
-    "run", "Namespace",
+    "map",
+    "filter",
+    "flat_map",
+    "each",
+    "ordered",
+    "concat",
+    "from_iterable",
+    "to_iterable",
+    "run",
+    "Namespace",
 ]
 
 

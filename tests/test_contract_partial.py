@@ -40,10 +40,7 @@ def test_iterable_pipe_partial_is_partial_of_iterable(backend):
 
 def test_pipe_chain_into_list(backend):
     out = (
-        range(10)
-        | backend.map(lambda x: x + 1, workers=2)
-        | backend.filter(lambda x: x % 2)
-        | list
+        range(10) | backend.map(lambda x: x + 1, workers=2) | backend.filter(lambda x: x % 2) | list
     )
     assert sorted(out) == [1, 3, 5, 7, 9]
 

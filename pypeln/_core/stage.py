@@ -147,7 +147,7 @@ class Stage(Generic[T]):
         return values.__await__()
 
 
-def iter_batches(stage: Any, maxsize: int) -> Iterator[List[Item]]:
+def iter_batches(stage: Any, maxsize: int) -> Generator[List[Item], None, None]:
     """Run `stage` (a Stage of any backend) and yield its output batches; tears down at the end."""
     execution = stage.backend.start(stage, maxsize)
     try:
