@@ -1,7 +1,9 @@
 """`IterableQueue`: the bounded queue between stages, on the consumer's side of a run.
 
 Producers add items one at a time or in batches; consumers take whatever is ready, up to
-a limit, and never wait for a batch to fill. Waiting blocks on a condition (no polling).
+a limit, and never wait for a batch to fill. A list, tuple or range source is registered
+as is (`add_sequence`): consumers slice it when nothing else is ready, so its items are
+made on demand, with no feeder thread and nothing read ahead. Waiting blocks on a condition (no polling).
 The queue ends once every registered producer called `done`; `close` cancels it, waking
 every waiter with `Cancelled`.
 """
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Deque, Generic, Iterator, List, Optional, TypeVar
+from typing import Any, Deque, Generic, Iterator, List, Optional, Sequence, TypeVar
 
 from .errors import Cancelled
+from .sources import SEQUENCE_CHUNK, sequence_items
 
 T = TypeVar("T")
 
@@ -32,6 +35,8 @@ class IterableQueue(Generic[T]):
         self._not_full = threading.Condition(lock)
         self._getters = 0
         self._putters = 0
+        #: registered sequence sources and how far each has been read: [sequence, next]
+        self._sequences: Deque[List[Any]] = deque()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -49,6 +54,13 @@ class IterableQueue(Generic[T]):
             self._producers -= 1
             if self._producers <= 0:
                 self._not_empty.notify_all()
+
+    def add_sequence(self, seq: Sequence[Any]) -> None:
+        """Register a list, tuple or range as a producer of ``((position,), value)`` items."""
+        with self._lock:
+            if len(seq):
+                self._producers += 1
+                self._sequences.append([seq, 0])
 
     def put(self, item: T) -> None:
         if self.maxsize or self._closed:
@@ -99,6 +111,8 @@ class IterableQueue(Generic[T]):
             while not items:
                 if self._closed:
                     raise Cancelled()
+                if self._sequences:
+                    return self._slice(limit)
                 if self._producers <= 0:
                     return None
                 self._getters += 1
@@ -116,6 +130,20 @@ class IterableQueue(Generic[T]):
             if self._putters:
                 self._not_full.notify_all()
             return batch
+
+    def _slice(self, limit: int) -> List[T]:
+        """Take the next items of the first sequence source (called with the lock held)."""
+        entry = self._sequences[0]
+        seq, start = entry
+        left = len(seq) - start
+        end = start + min(limit, 4 * SEQUENCE_CHUNK, -(-left // self.consumers))
+        entry[1] = end
+        if end >= len(seq):
+            self._sequences.popleft()
+            self._producers -= 1
+            if self._producers <= 0:
+                self._not_empty.notify_all()
+        return sequence_items(seq, start, end)  # type: ignore[return-value]
 
     def __iter__(self) -> Iterator[T]:
         """Items until the queue ends (a single consumer's view)."""
