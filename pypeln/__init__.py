@@ -10,7 +10,7 @@ One API, four backends: `pypeln.process` (processes, for CPU work), `pypeln.thre
 
 from __future__ import annotations
 
-from . import sync, thread
+from . import process, sync, thread
 from ._core.element import Element
 from ._core.errors import RemoteTraceback, WorkerDiedError
 from ._core.stage import Partial, Stage
@@ -20,6 +20,6 @@ __version__ = "0.5.0"
 BaseStage = Stage
 
 __all__ = [
-    "sync", "thread", "Element", "Stage", "BaseStage", "Partial", "RemoteTraceback",
+    "process", "sync", "thread", "Element", "Stage", "BaseStage", "Partial", "RemoteTraceback",
     "WorkerDiedError", "__version__",
 ]
