@@ -9,7 +9,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from typing import Any, Iterator, List, Set
@@ -149,7 +148,8 @@ def test_operators(no_leak: None) -> None:
     xs = list(range(50))
     assert sorted(pl.process.map(double, xs, workers=3)) == [x * 2 for x in xs]
     assert sorted(xs | pl.process.filter(is_even, workers=2)) == [x for x in xs if x % 2 == 0]
-    assert sorted(range(5) | pl.process.flat_map(repeat, workers=2)) == [1, 2, 2, 3, 3, 3, 4, 4, 4, 4]
+    flat = sorted(range(5) | pl.process.flat_map(repeat, workers=2))
+    assert flat == [1, 2, 2, 3, 3, 3, 4, 4, 4, 4]
     assert list(pl.process.each(double, xs, workers=2)) == []
     assert pl.process.each(double, xs, workers=2, run=True) is None
     assert list(pl.process.map(lambda x: x + 1, range(3)) | pl.process.ordered) == [1, 2, 3]
@@ -175,7 +175,8 @@ def test_sources_and_concat() -> None:
     gen = (x for x in range(30))
     assert sorted(pl.process.from_iterable(gen)) == list(range(30))
     assert sorted(pl.process.from_iterable(iter(range(30)), use_thread=False)) == list(range(30))
-    assert sorted(pl.process.from_iterable(range(30), use_thread=False, maxsize=2)) == list(range(30))
+    bounded = pl.process.from_iterable(range(30), use_thread=False, maxsize=2)
+    assert sorted(bounded) == list(range(30))
     merged = pl.process.concat([range(3), pl.process.map(double, range(3), workers=2), [7]])
     assert sorted(merged) == [0, 0, 1, 2, 2, 4, 7]
     assert pl.process.run(pl.process.map(double, range(5))) is None
@@ -335,6 +336,19 @@ def test_timeout_drops_the_item_and_goes_on(no_leak: None) -> None:
 
 
 @pytest.mark.timeout(30)
+def test_timeout_on_the_last_item(no_leak: None) -> None:
+    ns = pl.process.Namespace(done=0)
+
+    def on_done() -> None:
+        with ns:
+            ns.done += 1
+
+    out = list(pl.process.map(slow_on_3, range(4), workers=1, timeout=0.3, on_done=on_done))
+    assert out == [0, 1, 2]
+    assert ns.done == 1  # by the worker that replaced the stopped one
+
+
+@pytest.mark.timeout(30)
 def test_breaking_out_stops_every_worker(no_leak: None) -> None:
     for _ in pl.process.map(sleepy, range(1000), workers=2):
         break
@@ -355,36 +369,64 @@ def test_many_pipelines_leak_nothing(no_leak: None) -> None:
             it.close()  # type: ignore[attr-defined]
 
 
-@pytest.mark.timeout(30)
-def test_ctrl_c_in_the_parent(tmp_path: Any) -> None:
+SCRIPT = """
+import multiprocessing, time
+import pypeln as pl
+
+def slow(x):
+    time.sleep(0.05)
+    return x
+
+if __name__ == "__main__":
+    stage = range(1000) | pl.process.map(slow, workers=2) | pl.process.map(slow, workers=2)
+    for i, x in enumerate(stage):
+        if i == 0:
+            print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+"""
+
+
+def start_script(tmp_path: Any, **popen: Any) -> "tuple[subprocess.Popen[str], List[int]]":
+    """Run `SCRIPT` in a Python of its own; return it and its worker pids once it iterates."""
     script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent("""
-        import multiprocessing, sys, time
-        import pypeln as pl
-
-        def slow(x):
-            time.sleep(0.2)
-            return x
-
-        if __name__ == "__main__":
-            for i, x in enumerate(pl.process.map(slow, range(1000), workers=2)):
-                if i == 0:
-                    pids = [p.pid for p in multiprocessing.active_children()]
-                    print(" ".join(map(str, pids)), flush=True)
-    """))
+    script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            env=env, **popen)
     assert proc.stdout is not None
     pids = [int(p) for p in proc.stdout.readline().split()]
-    assert len(pids) == 2
+    assert len(pids) == 4
+    return proc, pids
+
+
+def gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie nobody reaps (its parent was killed)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.timeout(30)
+def test_ctrl_c_in_the_parent(tmp_path: Any) -> None:
+    proc, pids = start_script(tmp_path, stderr=subprocess.PIPE, start_new_session=True)
     os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C in a terminal: the whole group
     _, err = proc.communicate(timeout=10)
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err
     assert err.count("Traceback") == 1, err  # the parent's; workers stay quiet
-    for pid in pids:
-        assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+    assert all(gone(pid) for pid in pids)
+
+
+@pytest.mark.timeout(30)
+def test_workers_exit_when_the_parent_is_killed(tmp_path: Any) -> None:
+    proc, pids = start_script(tmp_path)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and not all(gone(pid) for pid in pids):
+        time.sleep(0.05)
+    assert all(gone(pid) for pid in pids)
 
 
 @pytest.mark.timeout(30)
@@ -403,9 +445,16 @@ def test_import_starts_no_process() -> None:
 @pytest.mark.timeout(60)
 def test_under_each_start_method(start_method: str, no_leak: None) -> None:
     offset = 10
-    out = sorted(range(20) | pl.process.map(lambda x: x + offset, workers=2)
+    ns = pl.process.Namespace(finished=[])
+
+    def on_done(stage_status: Any) -> None:
+        with ns:
+            ns.finished = ns.finished + [stage_status.active_workers]
+
+    out = sorted(range(20) | pl.process.map(lambda x: x + offset, workers=2, on_done=on_done)
                  | pl.process.filter(is_even, workers=2))
     assert out == [x + offset for x in range(20) if (x + offset) % 2 == 0]
+    assert sorted(ns.finished)[0] == 0 and len(ns.finished) == 2
     with pytest.raises(ValueError) as info:
         list(pl.process.map(fail_on_3, range(10), workers=2))
     assert info.value.args == ("bad item", 3)

@@ -81,7 +81,7 @@ class ProcessStageFunctions(StageFunctions):
         result = getattr(StageFunctions, name)(self, *args)
         return _with_start_method(result, start_method)
 
-    def map(  # type: ignore[override]
+    def map(
         self, f: Any, stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
         timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
         *, start_method: Optional[str] = None,
@@ -89,7 +89,7 @@ class ProcessStageFunctions(StageFunctions):
         return self._with("map", start_method, f, stage, workers, maxsize, timeout, on_start,
                           on_done)
 
-    def filter(  # type: ignore[override]
+    def filter(
         self, f: Any, stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
         timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
         *, start_method: Optional[str] = None,
@@ -97,7 +97,7 @@ class ProcessStageFunctions(StageFunctions):
         return self._with("filter", start_method, f, stage, workers, maxsize, timeout, on_start,
                           on_done)
 
-    def flat_map(  # type: ignore[override]
+    def flat_map(
         self, f: Any, stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
         timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
         *, start_method: Optional[str] = None,
@@ -105,7 +105,7 @@ class ProcessStageFunctions(StageFunctions):
         return self._with("flat_map", start_method, f, stage, workers, maxsize, timeout,
                           on_start, on_done)
 
-    def each(  # type: ignore[override]
+    def each(
         self, f: Any, stage: Any = UNDEFINED, workers: int = 1, maxsize: int = 0,
         timeout: float = 0, on_start: OptionalCallback = None, on_done: OptionalCallback = None,
         run: bool = False, *, start_method: Optional[str] = None,
@@ -128,7 +128,7 @@ class ProcessStageFunctions(StageFunctions):
             return None
         return result
 
-    def from_iterable(  # type: ignore[override]
+    def from_iterable(
         self, iterable: Any = UNDEFINED, use_thread: bool = True, maxsize: int = 0,
         *, start_method: Optional[str] = None,
     ) -> Any:

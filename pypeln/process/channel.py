@@ -9,8 +9,9 @@ batch of items costs one pickle, one write and one read.
 from __future__ import annotations
 
 import pickle
+import weakref
 from multiprocessing.connection import Connection
-from typing import Any, Generic, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Generic, List, Sequence, Tuple, TypeVar
 
 T = TypeVar("T")
 
@@ -73,6 +74,28 @@ def decode_results(indices: Sequence[Any], kind: int, payload: Any) -> List[Any]
     if kind == LOCAL:
         return [(indices[i[0]] + i[1:], y) for i, y in payload]
     return payload  # type: ignore[no-any-return]
+
+
+#: The parent's ends of every worker's pipe. A forked worker inherits them all; it closes
+#: them (`close_inherited_ends`), or a worker would never see the end of its own pipe when
+#: the parent dies, since it would hold the other end itself.
+_parent_ends: "weakref.WeakSet[Connection]" = weakref.WeakSet()
+
+
+def parent_end(conn: Connection) -> Connection:
+    """Register `conn` as a parent's end (before starting the worker at its other end)."""
+    _parent_ends.add(conn)
+    return conn
+
+
+def close_inherited_ends() -> None:
+    """In a forked worker: close the parent's ends it inherited (empty under spawn)."""
+    for conn in list(_parent_ends):
+        try:
+            conn.close()
+        except OSError:
+            pass
+    _parent_ends.clear()
 
 
 class ChannelClosed(Exception):

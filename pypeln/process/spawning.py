@@ -61,7 +61,7 @@ def context(method: str) -> BaseContext:
 def _pickler() -> Tuple[Callable[..., bytes], str]:
     """cloudpickle's dumps if it can be imported, else pickle's; and the module's name."""
     try:
-        import cloudpickle
+        import cloudpickle  # type: ignore[import-untyped]
     except ImportError:
         return pickle.dumps, "pickle"
     return cloudpickle.dumps, "cloudpickle"

@@ -24,7 +24,7 @@ from .._core.queue import IterableQueue
 from .._core.stage import Stage
 from . import spawning
 from .channel import (
-    BATCH, DONE, END, FAILED, READY, RESULT, Channel, ChannelClosed, decode_results,
+    BATCH, DONE, END, FAILED, READY, RESULT, Channel, ChannelClosed, decode_results, parent_end,
 )
 from .worker import Job, Worker, run_worker
 
@@ -114,7 +114,8 @@ class Supervisor(ThreadRunner):
     # -- processes -----------------------------------------------------------------------
 
     def _launch(self, h: WorkerHandle) -> None:
-        parent_end, child_end = self.context.Pipe(duplex=True)
+        ours, child_end = self.context.Pipe(duplex=True)
+        parent_end(ours)
         worker = Worker(h.index, self.payload, child_end, self.active)
         process = self.context.Process(
             target=run_worker, args=(worker,), name=f"pypeln-{self.stage.where}-{h.index}",
@@ -126,7 +127,7 @@ class Supervisor(ThreadRunner):
             child_end.close()
         with h.cond:
             h.process = process
-            h.channel = Channel(parent_end)
+            h.channel = Channel(ours)
             h.generation += 1
             h.credit = 0
             h.held.clear()
@@ -343,9 +344,8 @@ class Supervisor(ThreadRunner):
             return None
         now = time.monotonic()
         starts = [h.started for h in self.handles if h.started is not None and not h.finished]
-        if not starts:
-            return None
-        return max(0.0, min(starts) + self.timeout - now)
+        # An item a feeder starts after this look expires no sooner than a timeout from now.
+        return max(0.0, min(starts, default=now) + self.timeout - now)
 
     def _expire(self) -> None:
         now = time.monotonic()

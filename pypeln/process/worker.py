@@ -21,7 +21,8 @@ from .._core.ops import Operator
 from .._core.queue import IterableQueue
 from .._core.sources import source_batches
 from .channel import (
-    DONE, END, FAILED, READY, REAL, RESULT, Channel, ChannelClosed, encode_results, local_items,
+    DONE, END, FAILED, READY, REAL, RESULT, Channel, ChannelClosed, close_inherited_ends,
+    encode_results, local_items,
 )
 
 #: Items a source worker reads ahead of what its supervisor has taken.
@@ -72,6 +73,7 @@ class Worker:
         # Ctrl-C is the parent's to handle: it tears the run down and stops this process.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        close_inherited_ends()
         channel: Channel[Item] = Channel(self.conn)
         try:
             job = self.job if isinstance(self.job, Job) else pickle.loads(self.job)
