@@ -3,9 +3,9 @@
 Producers add items one at a time or in batches; consumers take whatever is ready, up to
 a limit, and never wait for a batch to fill. A list, tuple or range source is registered
 as is (`add_sequence`): consumers slice it when nothing else is ready, so its items are
-made on demand, with no feeder thread and nothing read ahead. Waiting blocks on a condition (no polling).
-The queue ends once every registered producer called `done`; `close` cancels it, waking
-every waiter with `Cancelled`.
+made on demand, with no feeder thread and nothing read ahead. Waiting blocks on a condition
+(no polling). The queue ends once every registered producer called `done`; `close` cancels
+it, waking every waiter with `Cancelled`.
 """
 
 from __future__ import annotations
