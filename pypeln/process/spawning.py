@@ -87,19 +87,22 @@ def pack(where: str, method: str, payload: Any, parts: Tuple[Tuple[str, Any], ..
     try:
         return dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as e:
-        culprit = "the stage"
+        culprit, role = "the stage", ""
         for role, value in parts:
             try:
                 dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:
                 culprit = f"{role}={_describe(value)}"
                 break
-        remedy = (
-            "define it at module level (not as a lambda or nested function)"
-            if using == "cloudpickle"
-            else "install cloudpickle (pip install 'pypeln[cloudpickle]') or define it at "
-            "module level"
-        )
+        if role == "iterable":
+            remedy = "pass a picklable iterable (a list, a range) or read it in the parent " \
+                "(use_thread=True)"
+        elif using == "cloudpickle":
+            remedy = "make it picklable (define it at module level; no locks, sockets or " \
+                "open files in its closure)"
+        else:
+            remedy = "install cloudpickle (pip install 'pypeln[cloudpickle]'), or define it " \
+                "at module level"
         if "fork" in multiprocessing.get_all_start_methods():
             remedy += ", or use the fork start method (start_method='fork')"
         raise TypeError(

@@ -30,8 +30,6 @@ from .worker import Job, Worker, run_worker
 
 #: Batches a worker holds at once without a timeout: one it works on, one waiting.
 BATCHES_IN_FLIGHT = 2
-#: Most items in one batch sent to a worker process (a pickle and a pipe round trip each).
-PROCESS_MAX_BATCH = MAX_BATCH
 #: How long `kill` waits for a killed process to be reaped.
 REAP_SECONDS = 1.0
 
@@ -95,7 +93,7 @@ class Supervisor(ThreadRunner):
         n = 1 if self.reads_source else stage.workers
         self.timeout = 0.0 if self.reads_source else float(stage.timeout)
         self.in_flight = 1 if self.timeout else BATCHES_IN_FLIGHT
-        cap = min(PROCESS_MAX_BATCH, stage.maxsize or PROCESS_MAX_BATCH)
+        cap = min(MAX_BATCH, stage.maxsize or MAX_BATCH)
         self.active = self.context.RawArray("b", [1] * n) if stage.on_done is not None else None
         self.handles = [WorkerHandle(i, cap) for i in range(n)]
         self.cancelled = False
@@ -156,7 +154,7 @@ class Supervisor(ThreadRunner):
     def start(self) -> None:
         if not self.reads_source:
             for h in self.handles:
-                self.spawn(self._feed, h).name += "-feed"
+                self.spawn(self._feed, h)
         self.spawn(self._collect)
 
     def cancel(self) -> None:
