@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Deque, Generic, Iterator, List, Optional, Sequence, TypeVar
+from typing import Any, Deque, Generic, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from .errors import Cancelled
 from .sources import SEQUENCE_CHUNK, sequence_items
@@ -106,6 +106,29 @@ class IterableQueue(Generic[T]):
         With several consumers a taker leaves a fair share for the others, so that a
         burst of slow items spreads over all of them. Raises `Cancelled` if closed.
         """
+        taken = self._take(limit)
+        if taken is None or isinstance(taken, list):
+            return taken
+        seq, start, end = taken
+        return sequence_items(seq, start, end)  # type: ignore[return-value]
+
+    def get_columns(self, limit: int) -> Optional[Tuple[List[Any], Sequence[Any]]]:
+        """Like `get_batch`, as two columns: the items' indices and their values.
+
+        Items of a sequence source are never built: its values come as a slice of it.
+        For consumers that send values away and keep the indices (`process`).
+        """
+        taken = self._take(limit)
+        if taken is None:
+            return None
+        if isinstance(taken, list):
+            items: List[Any] = taken  # (index, value) pairs
+            return [i for i, _ in items], [x for _, x in items]
+        seq, start, end = taken
+        return [(i,) for i in range(start, end)], seq[start:end]
+
+    def _take(self, limit: int) -> Union[None, List[T], Tuple[Sequence[Any], int, int]]:
+        """Ready items, or the bounds of a slice of a sequence source, or None at the end."""
         items = self._items
         with self._lock:
             while not items:
@@ -131,8 +154,8 @@ class IterableQueue(Generic[T]):
                 self._not_full.notify_all()
             return batch
 
-    def _slice(self, limit: int) -> List[T]:
-        """Take the next items of the first sequence source (called with the lock held)."""
+    def _slice(self, limit: int) -> Tuple[Sequence[Any], int, int]:
+        """Take the next slice of the first sequence source (called with the lock held)."""
         entry = self._sequences[0]
         seq, start = entry
         left = len(seq) - start
@@ -143,7 +166,7 @@ class IterableQueue(Generic[T]):
             self._producers -= 1
             if self._producers <= 0:
                 self._not_empty.notify_all()
-        return sequence_items(seq, start, end)  # type: ignore[return-value]
+        return seq, start, end
 
     def __iter__(self) -> Iterator[T]:
         """Items until the queue ends (a single consumer's view)."""
