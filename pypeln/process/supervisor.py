@@ -204,7 +204,7 @@ class Supervisor(ThreadRunner):
 
     def _feed(self, h: WorkerHandle) -> None:
         assert self.input is not None
-        get = self.input.get_batch
+        get, get_columns = self.input.get_batch, self.input.get_columns
         timeout = self.timeout
         try:
             while True:
@@ -213,25 +213,23 @@ class Supervisor(ThreadRunner):
                         h.cond.wait()
                     if self.cancelled:
                         return
-                batch = get(1 if timeout else h.sizer.limit)
+                    indexed = h.indexed
+                limit = 1 if timeout else h.sizer.limit
+                # Only values travel, unless f takes element_index; indices stay here.
+                taken: Any = get(limit) if indexed else get_columns(limit)
                 with h.cond:
                     channel, generation = h.channel, h.generation
-                    if batch is None:
+                    if taken is None:
                         h.ended = True
                     else:
-                        if h.indexed:
-                            indices: Sequence[Any] = batch  # (only its length is used)
-                            payload: Any = batch
-                        else:  # (not zip(*batch): it makes an iterator per item)
-                            indices = [i for i, _ in batch]
-                            payload = [x for _, x in batch]
+                        indices, payload = (taken, taken) if indexed else taken
                         h.credit -= 1
-                        h.held.append(indices)
+                        h.held.append(indices)  # (indexed: only its length is used)
                         if timeout:
                             h.started = time.monotonic()
                 assert channel is not None
                 try:
-                    if batch is None:
+                    if taken is None:
                         channel.send(END)
                         return
                     channel.send(BATCH, payload)
