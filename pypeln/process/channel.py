@@ -110,8 +110,9 @@ class Channel(Generic[T]):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def send(self, kind: int, payload: Any = None) -> None:
-        """Send one message; raises `ChannelClosed` if the other end is gone.
+    def send(self, kind: int, payload: Any = None) -> int:
+        """Send one message and return its size in bytes; raises `ChannelClosed` if the
+        other end is gone.
 
         Pickling errors (an unpicklable item) propagate as they are.
         """
@@ -120,6 +121,7 @@ class Channel(Generic[T]):
             self.conn.send_bytes(data)
         except (OSError, ValueError) as e:  # ValueError: this end was closed meanwhile
             raise ChannelClosed() from e
+        return len(data)
 
     def recv(self) -> Tuple[int, Any]:
         """The next message, blocking; raises `ChannelClosed` at the end of the pipe."""

@@ -30,6 +30,8 @@ from .worker import Job, Worker, run_worker
 
 #: Batches a worker holds at once without a timeout: one it works on, one waiting.
 BATCHES_IN_FLIGHT = 2
+#: About the most bytes one batch should pickle to: large items travel in smaller batches.
+BATCH_BYTES = 1 << 20
 #: How long `kill` waits for a killed process to be reaped.
 REAP_SECONDS = 1.0
 
@@ -58,6 +60,8 @@ class WorkerHandle:
         #: the worker reported DONE (or the stage gave up on it)
         self.finished = False
         self.sizer = BatchSizer(cap)
+        #: most items per batch for its pickle to stay near `BATCH_BYTES`
+        self.byte_limit = cap
         self.cond = threading.Condition(threading.Lock())
 
 
@@ -214,7 +218,7 @@ class Supervisor(ThreadRunner):
                     if self.cancelled:
                         return
                     indexed = h.indexed
-                limit = 1 if timeout else h.sizer.limit
+                limit = 1 if timeout else min(h.sizer.limit, h.byte_limit)
                 # Only values travel, unless f takes element_index; indices stay here.
                 taken: Any = get(limit) if indexed else get_columns(limit)
                 with h.cond:
@@ -232,7 +236,8 @@ class Supervisor(ThreadRunner):
                     if taken is None:
                         channel.send(END)
                         return
-                    channel.send(BATCH, payload)
+                    size = channel.send(BATCH, payload)
+                    h.byte_limit = max(1, BATCH_BYTES * len(payload) // max(1, size))
                 except ChannelClosed:
                     if generation != h.generation:
                         continue  # the worker was replaced; its item is dropped
