@@ -95,6 +95,20 @@ def failing_source() -> Iterator[int]:
     raise OSError(5, "source broke")
 
 
+class NeedsTwoArgs(Exception):
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(a)  # args alone cannot rebuild it
+        self.b = b
+
+
+def raise_needs_two_args(x: int) -> int:
+    raise NeedsTwoArgs(x, 2)
+
+
+def raise_with_a_lock(x: int) -> int:
+    raise ValueError(threading.Lock())
+
+
 class FailingIterable:
     """A picklable source (any start method) that fails after two items."""
 
@@ -203,6 +217,25 @@ def test_maxsize_bounds_the_stage() -> None:
         double, workers=2, maxsize=1
     )
     assert sorted(out) == [x * 4 for x in range(200)]
+
+
+@pytest.mark.timeout(30)
+def test_backpressure_bounds_what_is_read_ahead(no_leak: None) -> None:
+    pulled = []
+
+    def source() -> Iterator[int]:
+        for i in range(100_000):
+            pulled.append(i)
+            yield i
+
+    stage = pl.process.map(double, source(), workers=2, maxsize=4)
+    it = iter(pl.process.to_iterable(stage, maxsize=4))
+    for _ in range(5):
+        next(it)
+    time.sleep(0.5)
+    # the stage's queue, two batches (of at most maxsize items) per worker, the output
+    assert len(pulled) < 40
+    it.close()  # type: ignore[attr-defined]
 
 
 @pytest.mark.timeout(30)
@@ -325,6 +358,15 @@ def test_unpicklable_result_is_an_error_not_a_hang(no_leak: None) -> None:
         list(pl.process.map(make_unpicklable, range(3)))
     with pytest.raises(Exception, match="cannot be pickled"):
         list(pl.process.map(double, [Unpicklable()]))
+
+
+@pytest.mark.timeout(30)
+def test_exception_that_cannot_travel_back_as_is(no_leak: None) -> None:
+    for f, name in ((raise_needs_two_args, "NeedsTwoArgs"), (raise_with_a_lock, "ValueError")):
+        with pytest.raises(Exception) as info:
+            list(pl.process.map(f, range(3)))
+        assert name in str(info.value)
+        assert f.__name__ in str(info.value.__cause__)
 
 
 @pytest.mark.timeout(30)
