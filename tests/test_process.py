@@ -14,6 +14,8 @@ import time
 from typing import Any, Iterator, List, Set
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from multiprocessing import forkserver, resource_tracker
 
 import pypeln as pl
@@ -182,6 +184,17 @@ def test_operators(no_leak: None) -> None:
     assert list(pl.process.each(double, xs, workers=2)) == []
     assert pl.process.each(double, xs, workers=2, run=True) is None
     assert list(pl.process.map(lambda x: x + 1, range(3)) | pl.process.ordered) == [1, 2, 3]
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(xs=st.lists(st.integers(-1000, 1000), max_size=300), workers=st.integers(1, 3),
+       maxsize=st.integers(0, 5))
+def test_same_as_python(xs: List[int], workers: int, maxsize: int) -> None:
+    stage = (xs | pl.process.map(double, workers=workers, maxsize=maxsize)
+             | pl.process.filter(is_even, workers=workers)
+             | pl.process.flat_map(lambda x: [x, x + 1], workers=workers) | pl.process.ordered)
+    assert list(stage) == [y for x in map(double, xs) if is_even(x) for y in (x, x + 1)]
 
 
 @pytest.mark.timeout(30)

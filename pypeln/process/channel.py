@@ -39,13 +39,14 @@ REAL = 3  #: payload: items with their real indices (``element_index`` was used)
 _LOCAL_INDICES: List[Tuple[int]] = [(k,) for k in range(1 << 12)]
 
 
+def _local_indices(n: int) -> List[Tuple[int]]:
+    return _LOCAL_INDICES[:n] if n <= len(_LOCAL_INDICES) else [(k,) for k in range(n)]
+
+
 def local_items(values: Sequence[Any]) -> List[Tuple[Tuple[int], Any]]:
     """A batch's values indexed by position (indices stay in the parent: they cost more to
     pickle than most values)."""
-    local = _LOCAL_INDICES
-    if len(values) > len(local):
-        local = [(k,) for k in range(len(values))]
-    return list(zip(local, values))
+    return list(zip(_local_indices(len(values)), values))
 
 
 def encode_results(out: List[Any], n: int) -> Tuple[int, Any]:
@@ -56,8 +57,7 @@ def encode_results(out: List[Any], n: int) -> Tuple[int, Any]:
     """
     indices = [i for i, _ in out]
     values = [y for _, y in out]
-    local = _LOCAL_INDICES if n <= len(_LOCAL_INDICES) else [(k,) for k in range(n)]
-    if len(indices) == n and indices == local[:n]:
+    if len(indices) == n and indices == _local_indices(n):
         return SAME, values
     if max(map(len, indices), default=1) == 1:
         return PICK, ([i[0] for i in indices], values)
