@@ -10,7 +10,7 @@ One API, four backends: `pypeln.process` (processes, for CPU work), `pypeln.thre
 
 from __future__ import annotations
 
-from . import sync, task, thread
+from . import process, sync, task, thread
 from ._core.element import Element
 from ._core.errors import RemoteTraceback, WorkerDiedError
 from ._core.stage import Partial, Stage
@@ -20,6 +20,7 @@ __version__ = "0.5.0"
 BaseStage = Stage
 
 __all__ = [
+    "process",
     "sync",
     "thread",
     "task",

@@ -186,3 +186,24 @@ def slow_source(items: List[Any], first_delay: float, delay: float) -> Iterator[
     for i, x in enumerate(items):
         time.sleep(first_delay if i == 0 else delay)
         yield x
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--start-method",
+        default=None,
+        help="start method of pl.process worker processes for the whole run (fork, spawn, "
+        "forkserver); default: Python's",
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _process_start_method(request: pytest.FixtureRequest):
+    """Apply --start-method to every `pl.process` stage of the run."""
+    method = request.config.getoption("--start-method")
+    if method is None or not hasattr(pl, "process"):
+        yield None
+        return
+    pl.process.set_start_method(method)
+    yield method
+    pl.process.set_start_method(None)

@@ -87,8 +87,9 @@ def test_long_mixed_run_keeps_memory_flat() -> None:
     assert seen == n_items
     # After warm-up, memory in use must not grow with the number of items moved
     # (a leak of even 32 bytes an item would add ~25 MB over the steady part).
+    # (Memory may drop near the end, when upstream stages finish and their processes exit.)
     steady = samples[2:]
-    assert max(steady) - min(steady) < 16 * 1024 * 1024, samples
+    assert max(steady) - steady[0] < 16 * 1024 * 1024, samples
 
 
 CTRL_C_SCRIPT = textwrap.dedent(

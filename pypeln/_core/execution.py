@@ -25,7 +25,7 @@ from .element import Item
 from .errors import Cancelled
 from .ops import FORWARD
 from .queue import IterableQueue
-from .sources import source_batches
+from .sources import SEQUENCES, source_batches
 from .stage import Stage
 from .threadstop import raise_in_thread
 
@@ -61,9 +61,15 @@ class Execution:
         #: per-backend state shared by the runners of this run (e.g. one event loop)
         self.shared: Dict[str, Any] = {}
         self.output = self.queue(maxsize or stage.maxsize, consumers=1)
-        self.connect(stage, self.output)
-        for runner in self._runners:
-            runner.start()
+        try:
+            self.connect(stage, self.output)
+            for runner in self._runners:
+                runner.start()
+        except BaseException:
+            # e.g. a function that cannot be sent to a worker process: stop what began
+            self.cancel()
+            self.close()
+            raise
 
     # -- building ------------------------------------------------------------------------
 
@@ -77,6 +83,9 @@ class Execution:
 
     def connect(self, node: Any, out: IterableQueue[Item]) -> None:
         """Make `node` (a Stage of any backend, or an iterable) produce into `out`."""
+        if isinstance(node, SEQUENCES):
+            out.add_sequence(node)  # its consumers make its items on demand: no feeder thread
+            return
         if not isinstance(node, Stage):
             out.add_producers(1)
             self.add_runner(FeederRunner(self, node, out))
@@ -90,6 +99,18 @@ class Execution:
         if node.op is FORWARD and not node.maxsize and node.options.get("use_thread", True):
             for dep in node.deps:
                 self.connect(dep, out)
+            return
+        read = getattr(node.backend, "source_runner", None)
+        if node.op is FORWARD and read is not None and not node.options.get("use_thread", True):
+            # The backend reads plain iterables itself (`process`: in a process of their own).
+            target = self.queue(node.maxsize, consumers=1) if node.maxsize else out
+            for dep in node.deps:
+                if isinstance(dep, Stage):
+                    self.connect(dep, target)
+                else:
+                    self.add_runner(read(node, dep, target, self))
+            if target is not out:
+                self.add_runner(node.backend.runner(node, target, out, self))  # type: ignore[attr-defined]
             return
         inq = self.queue(node.maxsize, consumers=node.workers if node.op.per_item else 1)
         for dep in node.deps:

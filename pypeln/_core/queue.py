@@ -1,18 +1,33 @@
 """`IterableQueue`: the bounded queue between stages, on the consumer's side of a run.
 
 Producers add items one at a time or in batches; consumers take whatever is ready, up to
-a limit, and never wait for a batch to fill. Waiting blocks on a condition (no polling).
-The queue ends once every registered producer called `done`; `close` cancels it, waking
-every waiter with `Cancelled`.
+a limit, and never wait for a batch to fill. A list, tuple or range source is registered
+as is (`add_sequence`): consumers slice it when nothing else is ready, so its items are
+made on demand, with no feeder thread and nothing read ahead. Waiting blocks on a condition
+(no polling). The queue ends once every registered producer called `done`; `close` cancels
+it, waking every waiter with `Cancelled`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable, Deque, Generic, Iterator, List, Optional, TypeVar
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Generic,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 from .errors import Cancelled
+from .sources import SEQUENCE_CHUNK, sequence_items
 
 T = TypeVar("T")
 
@@ -32,6 +47,8 @@ class IterableQueue(Generic[T]):
         self._not_full = threading.Condition(lock)
         self._getters = 0
         self._putters = 0
+        #: registered sequence sources and how far each has been read: [sequence, next]
+        self._sequences: Deque[List[Any]] = deque()
         #: one-shot callbacks of producers that must not block (an event loop): see
         #: `put_batch_nowait`
         self._room_callbacks: List[Callable[[], None]] = []
@@ -52,6 +69,13 @@ class IterableQueue(Generic[T]):
             self._producers -= 1
             if self._producers <= 0:
                 self._not_empty.notify_all()
+
+    def add_sequence(self, seq: Sequence[Any]) -> None:
+        """Register a list, tuple or range as a producer of ``((position,), value)`` items."""
+        with self._lock:
+            if len(seq):
+                self._producers += 1
+                self._sequences.append([seq, 0])
 
     def put(self, item: T) -> None:
         if self.maxsize or self._closed:
@@ -117,11 +141,36 @@ class IterableQueue(Generic[T]):
         With several consumers a taker leaves a fair share for the others, so that a
         burst of slow items spreads over all of them. Raises `Cancelled` if closed.
         """
+        taken = self._take(limit)
+        if taken is None or isinstance(taken, list):
+            return taken
+        seq, start, end = taken
+        return sequence_items(seq, start, end)  # type: ignore[return-value]
+
+    def get_columns(self, limit: int) -> Optional[Tuple[List[Any], Sequence[Any]]]:
+        """Like `get_batch`, as two columns: the items' indices and their values.
+
+        Items of a sequence source are never built: its values come as a slice of it.
+        For consumers that send values away and keep the indices (`process`).
+        """
+        taken = self._take(limit)
+        if taken is None:
+            return None
+        if isinstance(taken, list):
+            items: List[Any] = taken  # (index, value) pairs
+            return [i for i, _ in items], [x for _, x in items]
+        seq, start, end = taken
+        return [(i,) for i in range(start, end)], seq[start:end]
+
+    def _take(self, limit: int) -> Union[None, List[T], Tuple[Sequence[Any], int, int]]:
+        """Ready items, or the bounds of a slice of a sequence source, or None at the end."""
         items = self._items
         with self._lock:
             while not items:
                 if self._closed:
                     raise Cancelled()
+                if self._sequences:
+                    return self._slice(limit)
                 if self._producers <= 0:
                     return None
                 self._getters += 1
@@ -145,6 +194,20 @@ class IterableQueue(Generic[T]):
                 for callback in callbacks:
                     callback()
             return batch
+
+    def _slice(self, limit: int) -> Tuple[Sequence[Any], int, int]:
+        """Take the next slice of the first sequence source (called with the lock held)."""
+        entry = self._sequences[0]
+        seq, start = entry
+        left = len(seq) - start
+        end = start + min(limit, 4 * SEQUENCE_CHUNK, -(-left // self.consumers))
+        entry[1] = end
+        if end >= len(seq):
+            self._sequences.popleft()
+            self._producers -= 1
+            if self._producers <= 0:
+                self._not_empty.notify_all()
+        return seq, start, end
 
     def __iter__(self) -> Iterator[T]:
         """Items until the queue ends (a single consumer's view)."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, List
+from typing import Any, Iterable, Iterator, List, Sequence
 
 from .element import Item
+
+#: Sources read by slicing: they never block and know their length.
+SEQUENCES = (list, tuple, range)
 
 #: Most items in one batch read from a sequence (lists, tuples and ranges never block).
 SEQUENCE_CHUNK = 1024
@@ -16,11 +19,15 @@ def source_batches(iterable: Iterable[Any]) -> Iterator[List[Item]]:
     An arbitrary iterator may block between items, so its items go out as soon as they
     are read; a list, tuple or range cannot block, so it is cut into chunks.
     """
-    if isinstance(iterable, (list, tuple, range)):
+    if isinstance(iterable, SEQUENCES):
         n = len(iterable)
         for start in range(0, n, SEQUENCE_CHUNK):
-            chunk = iterable[start : start + SEQUENCE_CHUNK]
-            yield [((i,), x) for i, x in enumerate(chunk, start)]
+            yield sequence_items(iterable, start, start + SEQUENCE_CHUNK)
     else:
         for i, x in enumerate(iterable):
             yield [((i,), x)]
+
+
+def sequence_items(seq: Sequence[Any], start: int, end: int) -> List[Item]:
+    """The items of ``seq[start:end]``, indexed by position."""
+    return [((i,), x) for i, x in enumerate(seq[start:end], start)]

@@ -12,16 +12,28 @@ import threading
 import time
 from typing import Callable, Optional, Type
 
-_raise: Callable[[int, Type[BaseException]], None]
+_raise: Optional[Callable[[int, Type[BaseException]], None]] = None
 
-try:  # stopit's own import needs pkg_resources, which recent setuptools dropped.
-    from stopit import async_raise as _raise  # type: ignore[no-redef,import-untyped,unused-ignore]
-except Exception:  # pragma: no cover - depends on the environment
 
-    def _raise(tid: int, exc: Type[BaseException]) -> None:
-        n = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(exc))
-        if n > 1:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
+def _ctypes_raise(tid: int, exc: Type[BaseException]) -> None:
+    n = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(exc))
+    if n > 1:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
+
+
+def _raiser() -> Callable[[int, Type[BaseException]], None]:
+    """stopit's async_raise, imported on first use: its import pulls in pkg_resources, which
+    is slow (a tenth of a second, paid by every spawned worker process) or, with recent
+    setuptools, missing."""
+    global _raise
+    if _raise is None:
+        try:
+            from stopit import async_raise  # type: ignore[import-untyped]
+
+            _raise = async_raise
+        except Exception:  # pragma: no cover - depends on the environment
+            _raise = _ctypes_raise
+    return _raise
 
 
 def raise_in_thread(thread: threading.Thread, exc: Type[BaseException]) -> None:
@@ -30,7 +42,7 @@ def raise_in_thread(thread: threading.Thread, exc: Type[BaseException]) -> None:
     if tid is None or not thread.is_alive():
         return
     try:
-        _raise(tid, exc)
+        _raiser()(tid, exc)
     except (ValueError, SystemError):  # the thread ended meanwhile
         pass
 

@@ -1,0 +1,81 @@
+"""`Namespace` for process stages: attributes shared by the parent and every worker process.
+
+Its attributes live in a manager process, started when the first `Namespace` is created
+(never by importing pypeln or running a pipeline) and shared by all of them.
+"""
+
+from __future__ import annotations
+
+import threading
+from multiprocessing.managers import SyncManager
+from typing import Any, Optional, Tuple
+
+from . import spawning
+
+_lock = threading.Lock()
+_manager: Optional[SyncManager] = None
+
+
+def _shared_manager() -> SyncManager:
+    global _manager
+    with _lock:
+        if _manager is None:
+            manager = SyncManager(ctx=spawning.context(spawning.get_start_method()))
+            manager.start()
+            _manager = manager
+        return _manager
+
+
+def _rebuild(values: Any, lock: Any) -> Namespace:
+    ns = Namespace.__new__(Namespace)
+    object.__setattr__(ns, "_values", values)
+    object.__setattr__(ns, "_lock", lock)
+    return ns
+
+
+class Namespace:
+    """A mutable bag of attributes visible to the parent and every worker process.
+
+    Each attribute read or write is a round trip to the manager process, and a value is a
+    copy: mutate it in place and the change stays local; assign it back instead. ``with
+    ns:`` holds a lock shared by every process, to make read-modify-write steps atomic.
+
+    >>> import pypeln as pl
+    >>> ns = pl.process.Namespace(count=0)
+    >>> def count(x):
+    ...     with ns:
+    ...         ns.count += 1
+    >>> pl.process.each(count, range(10), workers=2, run=True)
+    >>> ns.count
+    10
+    """
+
+    def __init__(self, **attrs: Any) -> None:
+        manager = _shared_manager()
+        object.__setattr__(self, "_values", manager.Namespace(**attrs))
+        object.__setattr__(self, "_lock", manager.RLock())
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(object.__getattribute__(self, "_values"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._values, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._values, name)
+
+    def __enter__(self) -> Namespace:
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.release()
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_rebuild, (self._values, self._lock))
+
+    def __repr__(self) -> str:
+        attrs = ", ".join(f"{k}={v!r}" for k, v in vars(self._values._getvalue()).items())
+        return f"Namespace({attrs})"

@@ -1,0 +1,117 @@
+"""How worker processes start: the start method, and how a stage's functions reach them.
+
+Under ``fork`` a worker inherits the stage's functions (nothing is pickled, so lambdas and
+closures just work). Under ``spawn`` and ``forkserver`` they are pickled once per stage, with
+`cloudpickle` when it is installed (lambdas, closures, functions of ``__main__``), else with
+`pickle` (functions defined at module level); what cannot be pickled is reported up front.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+from multiprocessing.context import BaseContext
+from typing import Any, Callable, Optional, Tuple
+
+_global_method: Optional[str] = None
+
+
+def set_start_method(method: Optional[str]) -> None:
+    """Choose how `pl.process` starts its worker processes: ``"fork"``, ``"spawn"`` or
+    ``"forkserver"``; None goes back to Python's own default.
+
+    It applies to the runs that start afterwards; a stage may override it with its own
+    ``start_method=`` argument. Unlike `multiprocessing.set_start_method` it may be called
+    any number of times.
+
+    >>> import pypeln as pl
+    >>> pl.process.set_start_method("spawn")
+    >>> pl.process.get_start_method()
+    'spawn'
+    >>> pl.process.set_start_method(None)
+    """
+    global _global_method
+    check_start_method("pl.process.set_start_method", method)
+    _global_method = method
+
+
+def get_start_method(stage_method: Optional[str] = None) -> str:
+    """The start method a stage uses: its own, else `set_start_method`'s, else Python's."""
+    return (
+        stage_method
+        or _global_method
+        or multiprocessing.get_start_method(allow_none=True)
+        or multiprocessing.get_all_start_methods()[0]
+    )
+
+
+def check_start_method(where: str, method: Any) -> None:
+    if method is None:
+        return
+    methods = multiprocessing.get_all_start_methods()
+    if method not in methods:
+        raise ValueError(f"{where}: start_method must be one of {methods} or None, got {method!r}")
+
+
+def context(method: str) -> BaseContext:
+    """The multiprocessing context of `method` (without fixing Python's global default)."""
+    return multiprocessing.get_context(method)
+
+
+def _pickler() -> Tuple[Callable[..., bytes], str]:
+    """cloudpickle's dumps if it can be imported, else pickle's; and the module's name."""
+    try:
+        import cloudpickle  # type: ignore[import-untyped]
+    except ImportError:
+        return pickle.dumps, "pickle"
+    return cloudpickle.dumps, "cloudpickle"
+
+
+def _describe(value: Any) -> str:
+    name = getattr(value, "__qualname__", None)
+    module = getattr(value, "__module__", None)
+    if name is None:
+        return repr(value)
+    return f"{module}.{name}" if module else name
+
+
+def pack(where: str, method: str, payload: Any, parts: Tuple[Tuple[str, Any], ...]) -> Any:
+    """What to hand a worker process: `payload` itself under fork, else its pickle.
+
+    `parts` names the pieces of `payload` (``("f", f)``, ...) so that an error says which
+    one cannot be pickled and what to do about it.
+    """
+    if method == "fork":
+        return payload
+    dumps, using = _pickler()
+    try:
+        return dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        culprit, role = "the stage", ""
+        for role, value in parts:
+            try:
+                dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                culprit = f"{role}={_describe(value)}"
+                break
+        if role == "iterable":
+            remedy = (
+                "pass a picklable iterable (a list, a range) or read it in the parent "
+                "(use_thread=True)"
+            )
+        elif using == "cloudpickle":
+            remedy = (
+                "make it picklable (define it at module level; no locks, sockets or "
+                "open files in its closure)"
+            )
+        else:
+            remedy = (
+                "install cloudpickle (pip install 'pypeln[cloudpickle]'), or define it "
+                "at module level"
+            )
+        if "fork" in multiprocessing.get_all_start_methods():
+            remedy += ", or use the fork start method (start_method='fork')"
+        raise TypeError(
+            f"{where}: cannot send {culprit} to worker processes started with {method!r}: "
+            f"{using} failed with {type(e).__name__}: {e}. To fix it, {remedy}."
+        ) from e

@@ -1,0 +1,384 @@
+"""`Supervisor`: runs one process stage of an `Execution`, from the parent process.
+
+It starts the stage's worker processes (each with a pipe of its own), and, in threads of
+the parent, feeds them batches taken from the stage's input queue and puts their results
+into the output queue. Each worker holds at most a few batches at once (one item at a time
+with a timeout, so the parent knows which item overran), so slow items spread over all
+workers. Waiting is on pipes and process sentinels together: a worker that dies, whatever
+the cause, is seen at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from multiprocessing.connection import wait
+from typing import Any, Deque, Dict, List, Optional, Sequence
+
+from .._core.batching import MAX_BATCH, BatchSizer
+from .._core.element import Item
+from .._core.errors import Cancelled, WorkerDiedError
+from .._core.execution import Execution, ThreadRunner
+from .._core.queue import IterableQueue
+from .._core.stage import Stage
+from . import spawning
+from .channel import (
+    BATCH,
+    DONE,
+    END,
+    FAILED,
+    READY,
+    RESULT,
+    Channel,
+    ChannelClosed,
+    decode_results,
+    parent_end,
+)
+from .worker import Job, Worker, run_worker
+
+#: Batches a worker holds at once without a timeout: one it works on, one waiting.
+BATCHES_IN_FLIGHT = 2
+#: About the most bytes one batch should pickle to: large items travel in smaller batches.
+BATCH_BYTES = 1 << 20
+#: How long `kill` waits for a killed process to be reaped.
+REAP_SECONDS = 1.0
+
+_NO_SOURCE = object()
+
+
+class WorkerHandle:
+    """The parent's side of one worker process: its pipe, and the batches it holds."""
+
+    def __init__(self, index: int, cap: int) -> None:
+        self.index = index
+        self.process: Any = None
+        self.channel: Optional[Channel[Item]] = None
+        #: bumped each time the process is replaced
+        self.generation = 0
+        #: batches the worker may still be sent (0 until it is READY)
+        self.credit = 0
+        #: the indices of the batches it holds, oldest first (only values travel)
+        self.held: Deque[Sequence[Any]] = deque()
+        #: f takes ``element_index``: batches travel with their indices
+        self.indexed = False
+        #: when its current item was sent (timeout watch)
+        self.started: Optional[float] = None
+        #: end of stream was sent
+        self.ended = False
+        #: the worker reported DONE (or the stage gave up on it)
+        self.finished = False
+        self.sizer = BatchSizer(cap)
+        #: most items per batch for its pickle to stay near `BATCH_BYTES`
+        self.byte_limit = cap
+        self.cond = threading.Condition(threading.Lock())
+
+
+class Supervisor(ThreadRunner):
+    """Starts, feeds, watches and stops the worker processes of one stage.
+
+    With ``source`` set it runs a single source worker that reads that iterable
+    (``from_iterable(..., use_thread=False)``) instead of taking items from `input`.
+    The processes start in the constructor, before any thread of the run, so that a
+    forked worker inherits no thread's half-taken lock.
+    """
+
+    def __init__(
+        self,
+        stage: Stage[Any],
+        input: Optional[IterableQueue[Item]],
+        output: IterableQueue[Item],
+        execution: Execution,
+        source: Any = _NO_SOURCE,
+    ) -> None:
+        super().__init__(execution, f"pypeln-{stage.where}")
+        self.stage = stage
+        self.input = input
+        self.output = output
+        self.reads_source = source is not _NO_SOURCE
+        method = spawning.get_start_method(stage.options.get("start_method"))
+        self.context: Any = spawning.context(method)
+        job = Job(
+            stage.where,
+            stage.op,
+            stage.f,
+            stage.on_start,
+            stage.on_done,
+            source if self.reads_source else None,
+        )
+        parts = (
+            ("f", stage.f),
+            ("on_start", stage.on_start),
+            ("on_done", stage.on_done),
+            ("iterable", job.source),
+        )
+        self.payload = spawning.pack(stage.where, method, job, parts)
+        n = 1 if self.reads_source else stage.workers
+        self.timeout = 0.0 if self.reads_source else float(stage.timeout)
+        self.in_flight = 1 if self.timeout else BATCHES_IN_FLIGHT
+        cap = min(MAX_BATCH, stage.maxsize or MAX_BATCH)
+        self.active = self.context.RawArray("b", [1] * n) if stage.on_done is not None else None
+        self.handles = [WorkerHandle(i, cap) for i in range(n)]
+        self.cancelled = False
+        #: channels of replaced workers, closed at the end (a sender may still hold one)
+        self.retired: List[Channel[Item]] = []
+        self.released = False
+        output.add_producers(n)
+        try:
+            for h in self.handles:
+                self._launch(h)
+        except BaseException:
+            self.cancel()
+            self.kill()
+            raise
+
+    # -- processes -----------------------------------------------------------------------
+
+    def _launch(self, h: WorkerHandle) -> None:
+        ours, child_end = self.context.Pipe(duplex=True)
+        parent_end(ours)
+        worker = Worker(h.index, self.payload, child_end, self.active)
+        process = self.context.Process(
+            target=run_worker,
+            args=(worker,),
+            name=f"pypeln-{self.stage.where}-{h.index}",
+            daemon=True,
+        )
+        try:
+            process.start()
+        finally:
+            child_end.close()
+        with h.cond:
+            h.process = process
+            h.channel = Channel(ours)
+            h.generation += 1
+            h.credit = 0
+            h.held.clear()
+            h.started = None
+        if self.cancelled:
+            process.terminate()
+
+    def _replace(self, h: WorkerHandle) -> None:
+        """Stop a worker whose item overran the timeout (the item is dropped); start another."""
+        old_process, old_channel = h.process, h.channel
+        old_process.kill()
+        old_process.join()
+        old_process.close()
+        assert old_channel is not None
+        self.retired.append(old_channel)
+        self._launch(h)
+        with h.cond:
+            ended, channel = h.ended, h.channel
+            h.cond.notify_all()
+        if ended:  # the feeder already sent end of stream to the old process
+            assert channel is not None
+            channel.send(END)
+
+    # -- runner --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self.reads_source:
+            for h in self.handles:
+                self.spawn(self._feed, h)
+        self.spawn(self._collect)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        for h in self.handles:
+            with h.cond:
+                h.cond.notify_all()
+                process = h.process if not h.finished else None
+            if process is not None and process.exitcode is None:
+                process.terminate()
+
+    def join(self, deadline: float) -> bool:
+        done = super().join(deadline)
+        for h in self.handles:
+            if h.process is not None:
+                h.process.join(max(0.0, deadline - time.monotonic()))
+                done = done and h.process.exitcode is not None
+        if done:
+            self._release()
+        return done
+
+    def kill(self) -> None:
+        for h in self.handles:
+            if h.process is not None and h.process.exitcode is None:
+                h.process.kill()
+        for h in self.handles:
+            if h.process is not None:
+                h.process.join(REAP_SECONDS)
+        super().kill()
+        super().join(time.monotonic() + REAP_SECONDS)
+        self._release()
+
+    def _release(self) -> None:
+        """Close every pipe and process handle (no file descriptor outlives the run)."""
+        if self.released:
+            return
+        self.released = True
+        for h in self.handles:
+            if h.channel is not None:
+                h.channel.close()
+            if h.process is not None and h.process.exitcode is not None:
+                h.process.close()
+        for channel in self.retired:
+            channel.close()
+
+    # -- feeding: one thread per worker --------------------------------------------------
+
+    def _feed(self, h: WorkerHandle) -> None:
+        assert self.input is not None
+        get, get_columns = self.input.get_batch, self.input.get_columns
+        timeout = self.timeout
+        try:
+            while True:
+                with h.cond:
+                    while h.credit <= 0 and not self.cancelled:
+                        h.cond.wait()
+                    if self.cancelled:
+                        return
+                    indexed = h.indexed
+                limit = 1 if timeout else min(h.sizer.limit, h.byte_limit)
+                # Only values travel, unless f takes element_index; indices stay here.
+                taken: Any = get(limit) if indexed else get_columns(limit)
+                with h.cond:
+                    channel, generation = h.channel, h.generation
+                    if taken is None:
+                        h.ended = True
+                    else:
+                        indices, payload = (taken, taken) if indexed else taken
+                        h.credit -= 1
+                        h.held.append(indices)  # (indexed: only its length is used)
+                        if timeout:
+                            h.started = time.monotonic()
+                assert channel is not None
+                try:
+                    if taken is None:
+                        channel.send(END)
+                        return
+                    size = channel.send(BATCH, payload)
+                    h.byte_limit = max(1, BATCH_BYTES * len(payload) // max(1, size))
+                except ChannelClosed:
+                    if generation != h.generation:
+                        continue  # the worker was replaced; its item is dropped
+                    return  # it died: `_collect` reports it
+        except Cancelled:
+            pass
+        except BaseException as e:  # e.g. an item that cannot be pickled
+            self.execution.fail(e)
+
+    # -- collecting: one thread per stage ------------------------------------------------
+
+    def _collect(self) -> None:
+        try:
+            self._collect_until_done()
+        except (Cancelled, ChannelClosed):
+            pass
+        except BaseException as e:
+            self.execution.fail(e)
+
+    def _collect_until_done(self) -> None:
+        handles = self.handles
+        while not self.cancelled:
+            waiting: Dict[Any, WorkerHandle] = {}
+            sentinels: Dict[Any, WorkerHandle] = {}
+            for h in handles:
+                if not h.finished:
+                    assert h.channel is not None
+                    waiting[h.channel.conn] = h
+                    sentinels[h.process.sentinel] = h
+            if not waiting:
+                return
+            ready = wait(list(waiting) + list(sentinels), self._until_next_deadline())
+            if self.cancelled:
+                return
+            for obj in ready:
+                if obj in waiting:
+                    self._receive(waiting[obj])
+            for obj in ready:
+                if obj in sentinels:
+                    self._ended(sentinels[obj])
+            if self.timeout:
+                self._expire()
+
+    def _receive(self, h: WorkerHandle) -> None:
+        """Handle one message from `h`."""
+        if h.finished:
+            return
+        assert h.channel is not None
+        try:
+            kind, payload = h.channel.recv()
+        except ChannelClosed:
+            self._ended(h)
+            return
+        self._dispatch(h, kind, payload)
+
+    def _dispatch(self, h: WorkerHandle, kind: int, payload: Any) -> None:
+        if kind == RESULT:
+            seconds, result_kind, encoded = payload
+            with h.cond:
+                h.credit += 1
+                h.started = None
+                indices = h.held.popleft() if h.held else ()  # () for a source worker
+                h.cond.notify()
+            if indices:
+                h.sizer.update(len(indices), seconds)
+            out = decode_results(indices, result_kind, encoded)
+            if out:
+                self.output.put_batch(out)
+        elif kind == READY:
+            with h.cond:
+                h.indexed = payload
+                h.credit = self.in_flight
+                h.cond.notify()
+        elif kind == DONE:
+            h.finished = True
+            self.output.done()
+        elif kind == FAILED:
+            h.finished = True
+            self.execution.fail(payload.exception())
+
+    def _ended(self, h: WorkerHandle) -> None:
+        """`h`'s process has exited: fine after DONE, else it died and the run fails."""
+        assert h.channel is not None
+        while not h.finished and h.channel.poll():
+            try:
+                kind, payload = h.channel.recv()
+            except ChannelClosed:
+                break
+            self._dispatch(h, kind, payload)
+        if h.finished or self.cancelled:
+            return
+        h.finished = True
+        h.process.join(REAP_SECONDS)
+        code = h.process.exitcode
+        how = (
+            f"was killed by signal {-code}"
+            if code is not None and code < 0
+            else (f"exited with code {code}")
+        )
+        raise WorkerDiedError(
+            f"{self.stage.where}: worker process {h.index} (pid {h.process.pid}) {how} "
+            "without finishing its items (killed from outside, out of memory, or a crash "
+            "in native code?)"
+        )
+
+    def _until_next_deadline(self) -> Optional[float]:
+        if not self.timeout:
+            return None
+        now = time.monotonic()
+        starts = [h.started for h in self.handles if h.started is not None and not h.finished]
+        # An item a feeder starts after this look expires no sooner than a timeout from now.
+        return max(0.0, min(starts, default=now) + self.timeout - now)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for h in self.handles:
+            started = h.started
+            if started is None or h.finished or now - started < self.timeout:
+                continue
+            assert h.channel is not None
+            if h.channel.poll():
+                continue  # its result is here: take it first
+            self._replace(h)

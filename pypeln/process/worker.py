@@ -1,0 +1,161 @@
+"""`Worker`: one worker process of a stage, seen from inside that process.
+
+It runs `on_start`, then the stage's operator over each batch its supervisor sends, then
+`on_done`, answering every batch with its results. A source worker (``from_iterable(...,
+use_thread=False)``) reads the stage's iterable instead and sends its items.
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import threading
+import time
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence
+
+from .._core.batching import MAX_BATCH
+from .._core.element import Item
+from .._core.errors import Cancelled, Failure
+from .._core.inject import Resources, StageStatus
+from .._core.ops import Operator
+from .._core.queue import IterableQueue
+from .._core.sources import source_batches
+from .channel import (
+    DONE,
+    END,
+    FAILED,
+    READY,
+    REAL,
+    RESULT,
+    Channel,
+    ChannelClosed,
+    close_inherited_ends,
+    encode_results,
+    local_items,
+)
+
+#: Items a source worker reads ahead of what its supervisor has taken.
+SOURCE_READ_AHEAD = MAX_BATCH
+
+
+class Job(NamedTuple):
+    """What the workers of one stage run; sent to each worker process once, at its start."""
+
+    where: str
+    op: Operator
+    f: Optional[Callable[..., Any]]
+    on_start: Optional[Callable[..., Any]]
+    on_done: Optional[Callable[..., Any]]
+    #: for a source worker: the iterable it reads
+    source: Any = None
+
+
+class ActiveWorkers:
+    """How many workers of a stage are still running: one flag per worker in shared memory.
+
+    Each worker only clears its own flag, so no lock is needed.
+    """
+
+    def __init__(self, flags: Optional[Sequence[int]]) -> None:
+        self.flags = flags
+
+    def value(self) -> int:
+        return sum(self.flags) if self.flags is not None else 0
+
+
+class Worker:
+    """One worker process: built in the parent, `run` in the child.
+
+    ``job`` is a `Job`, or its pickle under the spawn and forkserver start methods.
+    ``active`` holds one flag per worker of the stage (shared memory) when it has an
+    `on_done` (for ``stage_status``).
+    """
+
+    def __init__(self, index: int, job: Any, conn: Any, active: Any = None) -> None:
+        self.index = index
+        self.job = job
+        self.conn = conn
+        self.active = active
+
+    def run(self) -> None:
+        """The worker process's main function."""
+        # Ctrl-C is the parent's to handle: it tears the run down and stops this process.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        close_inherited_ends()
+        channel: Channel[Item] = Channel(self.conn)
+        try:
+            job = self.job if isinstance(self.job, Job) else pickle.loads(self.job)
+            if job.source is not None:
+                self._read(job, channel)
+            else:
+                self._process(job, channel)
+        except ChannelClosed:
+            pass  # the run is over: the supervisor closed its end
+        except BaseException as e:
+            try:
+                channel.send(FAILED, Failure(e))
+            except BaseException:
+                pass
+        finally:
+            channel.close()
+
+    def _process(self, job: Job, channel: Channel[Item]) -> None:
+        resources = Resources(job.where, job.f, self.index)
+        if job.on_start is not None:
+            resources.add(job.on_start(**resources.on_start_kwargs(job.on_start)))
+        f, indexed = resources.bound_f()
+        stream = job.op.stream
+        clock = time.perf_counter
+        recv, send = channel.recv, channel.send
+        send(READY, indexed)
+        while True:
+            kind, batch = recv()
+            if kind == END:
+                break
+            start = clock()
+            if indexed:
+                result: Any = (REAL, list(stream(f, batch, True)))
+            else:
+                result = encode_results(list(stream(f, local_items(batch), False)), len(batch))
+            send(RESULT, (clock() - start, *result))
+        if self.active is not None:
+            self.active[self.index] = 0
+        if job.on_done is not None:
+            status = StageStatus(ActiveWorkers(self.active))
+            job.on_done(**resources.on_done_kwargs(job.on_done, status))
+        send(DONE)
+
+    def _read(self, job: Job, channel: Channel[Item]) -> None:
+        """Read the source in a thread; send whatever it has read whenever the pipe is free."""
+        queue: IterableQueue[Item] = IterableQueue(SOURCE_READ_AHEAD)
+        queue.add_producers(1)
+        errors: List[BaseException] = []
+
+        def read() -> None:
+            try:
+                for batch in source_batches(job.source):
+                    queue.put_batch(batch)
+            except Cancelled:
+                return
+            except BaseException as e:
+                errors.append(e)
+            queue.done()
+
+        threading.Thread(target=read, name="pypeln-source", daemon=True).start()
+        try:
+            while True:
+                batch = queue.get_batch(MAX_BATCH)
+                if batch is None:
+                    break
+                channel.send(RESULT, (0.0, REAL, batch))
+        finally:
+            queue.close()
+        if errors:
+            raise errors[0]
+        channel.send(DONE)
+
+
+def run_worker(worker: Worker) -> None:
+    """Target of a worker process."""
+    worker.run()
