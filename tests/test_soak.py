@@ -33,28 +33,6 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
-@pytest.mark.parametrize("name", BACKEND_NAMES)
-def test_200_pipelines_leave_nothing_behind(name: str) -> None:
-    mod = getattr(pl, name)
-    for _ in range(3):  # warm up lazily created resources
-        list(mod.map(double, range(10), workers=2))
-    gc.collect()
-    before, fds = Leftovers(), open_fds()
-    for i in range(200):
-        stage = mod.filter(keep_even, mod.map(double, range(20), workers=2, maxsize=4))
-        if i % 3 == 0:
-            for _ in stage:  # leave early every third time
-                break
-        else:
-            assert len(list(stage)) == 20
-    assert before.wait_gone(5) == []
-    gc.collect()
-    assert wait_until(lambda: open_fds() <= fds, 5), (open_fds(), fds)
-
-
 def resident_bytes() -> int:
     """Resident memory of this process and its live children (Linux /proc)."""
     page = os.sysconf("SC_PAGE_SIZE")
@@ -66,6 +44,30 @@ def resident_bytes() -> int:
         except OSError:
             pass
     return total
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+@pytest.mark.parametrize("name", BACKEND_NAMES)
+def test_200_pipelines_leave_nothing_behind(name: str) -> None:
+    mod = getattr(pl, name)
+    for _ in range(3):  # warm up lazily created resources
+        list(mod.map(double, range(10), workers=2))
+    gc.collect()
+    before, fds, memory = Leftovers(), open_fds(), resident_bytes()
+    for i in range(200):
+        stage = mod.filter(keep_even, mod.map(double, range(20), workers=2, maxsize=4))
+        if i % 3 == 0:
+            for _ in stage:  # leave early every third time
+                break
+        else:
+            assert len(list(stage)) == 20
+    assert before.wait_gone(5) == []
+    gc.collect()
+    assert wait_until(lambda: open_fds() <= fds, 5), (open_fds(), fds)
+    # 200 runs may leave caches warm, but not a run's worth of memory each
+    assert resident_bytes() - memory < 16 * 1024 * 1024, (resident_bytes(), memory)
 
 
 @pytest.mark.slow
