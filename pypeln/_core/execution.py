@@ -161,6 +161,16 @@ class Execution:
             self.finished = True
 
 
+class ExecutionBackend:
+    """Base of the backends whose runs are `Execution`s: a subclass adds its ``runner``."""
+
+    name = ""
+
+    def start(self, stage: Stage[Any], maxsize: int) -> Execution:
+        """Run `stage` (and everything it depends on) for a consumer in this thread."""
+        return Execution(stage, maxsize)
+
+
 class ThreadRunner:
     """Base for runners whose work happens in threads of this process."""
 

@@ -17,7 +17,7 @@ from typing import Any, Optional
 from .._core import checks
 from .._core.api import OptionalCallback, StageFunctions
 from .._core.element import Element, Item
-from .._core.execution import Execution
+from .._core.execution import Execution, ExecutionBackend
 from .._core.inject import StageStatus, WorkerInfo
 from .._core.queue import IterableQueue
 from .._core.stage import UNDEFINED, Partial, Stage, Undefined
@@ -29,11 +29,8 @@ from .supervisor import Supervisor
 from .worker import Worker
 
 
-class ProcessBackend:
+class ProcessBackend(ExecutionBackend):
     name = "process"
-
-    def start(self, stage: Stage[Any], maxsize: int) -> Execution:
-        return Execution(stage, maxsize)
 
     def runner(
         self,
@@ -200,7 +197,9 @@ for _name in ("map", "filter", "flat_map", "each", "from_iterable"):
     )
 
 BACKEND = ProcessBackend()
-_fns = ProcessStageFunctions(BACKEND)
+# Type checkers see the contract's typed overloads (so `pl.process.map(f, xs)` is a
+# `Stage[B]`); at run time the functions also take the keyword-only ``start_method``.
+_fns: StageFunctions = ProcessStageFunctions(BACKEND)
 
 map = _fns.map
 filter = _fns.filter

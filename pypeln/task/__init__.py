@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._core.element import Element, Item
-from .._core.execution import Execution
+from .._core.execution import Execution, ExecutionBackend
 from .._core.inject import StageStatus, WorkerInfo
 from .._core.namespace import Namespace
 from .._core.queue import IterableQueue as ThreadQueue
@@ -34,14 +34,10 @@ from .supervisor import Supervisor
 from .worker import Worker
 
 
-class TaskBackend:
+class TaskBackend(ExecutionBackend):
     """Runs task stages on an event loop; see the module's documentation."""
 
     name = "task"
-
-    def start(self, stage: Stage[Any], maxsize: int) -> Execution:
-        """A sync consumer's run: the task stages go to a loop in a helper thread."""
-        return Execution(stage, maxsize)
 
     def connect(self, stage: Stage[Any], out: ThreadQueue[Item], execution: Execution) -> None:
         """Wire `stage` and the task stages it depends on into `execution`'s event loop."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from .._core.api import StageFunctions
 from .._core.element import Element, Item
-from .._core.execution import Execution
+from .._core.execution import Execution, ExecutionBackend
 from .._core.inject import StageStatus, WorkerInfo
 from .._core.namespace import Namespace
 from .._core.queue import IterableQueue
@@ -20,11 +20,8 @@ from .supervisor import Supervisor
 from .worker import Worker
 
 
-class ThreadBackend:
+class ThreadBackend(ExecutionBackend):
     name = "thread"
-
-    def start(self, stage: Stage[Any], maxsize: int) -> Execution:
-        return Execution(stage, maxsize)
 
     def runner(
         self,

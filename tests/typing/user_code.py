@@ -32,3 +32,10 @@ def parse(f: Callable[[int], str], xs: List[int]) -> None:
     stage: Stage[str] = pl.thread.map(f, pl.sync.filter(lambda x: x % 2 == 0, xs))
     for value in stage:
         assert_type(value, str)
+
+
+def process_and_task(f: Callable[[int], str], xs: List[int]) -> None:
+    assert_type(pl.process.map(f, xs), Stage[str])
+    assert_type(xs | pl.process.map(f) | list, List[str])
+    assert_type(pl.process.filter(lambda x: x > 0, xs), Stage[int])
+    assert_type(pl.task.map(f, xs), Stage[str])
