@@ -11,6 +11,7 @@ from typing import (
     Any,
     AsyncIterable,
     Callable,
+    Dict,
     Iterable,
     List,
     Optional,
@@ -83,14 +84,18 @@ class StageFunctions:
         timeout: Any,
         on_start: Any,
         on_done: Any,
+        options: Dict[str, Any],
     ) -> Any:
         where = self._where(op.name)
         checks.stage_params(
             where, f, workers, maxsize, timeout, on_start, on_done, self.min_workers
         )
+        options = self.stage_options(where, options)
         if isinstance(stage, Undefined):
             return Partial(
-                lambda s: self._per_item(op, f, s, workers, maxsize, timeout, on_start, on_done)
+                lambda s: self._per_item(
+                    op, f, s, workers, maxsize, timeout, on_start, on_done, options
+                )
             )
         checks.source(where, "stage", stage, self.accepts_async)
         return Stage(
@@ -103,8 +108,18 @@ class StageFunctions:
             timeout=timeout,
             on_start=on_start,
             on_done=on_done,
+            options=options,
             where=where,
         )
+
+    def stage_options(self, where: str, options: Dict[str, Any]) -> Dict[str, Any]:
+        """Check a backend's own keyword-only options (none here); what the Stage keeps.
+
+        A backend with options of its own (`process`: ``start_method``) overrides this.
+        """
+        if options:
+            raise TypeError(f"{where}: unexpected keyword argument(s): {', '.join(options)}")
+        return {}
 
     # -- per-item operators --------------------------------------------------------------
 
@@ -141,6 +156,7 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        **options: Any,
     ) -> Any:
         """Apply ``f`` to each item: ``f(x) -> y``.
 
@@ -158,7 +174,7 @@ class StageFunctions:
             on_start: runs once per worker first; may return a dict of resources.
             on_done: runs once per worker last.
         """
-        return self._per_item(MAP, f, stage, workers, maxsize, timeout, on_start, on_done)
+        return self._per_item(MAP, f, stage, workers, maxsize, timeout, on_start, on_done, options)
 
     @overload
     def filter(
@@ -193,6 +209,7 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        **options: Any,
     ) -> Any:
         """Keep the items ``x`` for which ``f(x)`` is truthy.
 
@@ -202,7 +219,9 @@ class StageFunctions:
 
         Parameters are those of `map`.
         """
-        return self._per_item(FILTER, f, stage, workers, maxsize, timeout, on_start, on_done)
+        return self._per_item(
+            FILTER, f, stage, workers, maxsize, timeout, on_start, on_done, options
+        )
 
     @overload
     def flat_map(
@@ -237,6 +256,7 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        **options: Any,
     ) -> Any:
         """Emit, one by one, the items of the iterable ``f(x)`` returns.
 
@@ -249,7 +269,9 @@ class StageFunctions:
 
         Parameters are those of `map`.
         """
-        return self._per_item(FLAT_MAP, f, stage, workers, maxsize, timeout, on_start, on_done)
+        return self._per_item(
+            FLAT_MAP, f, stage, workers, maxsize, timeout, on_start, on_done, options
+        )
 
     @overload
     def each(
@@ -301,6 +323,7 @@ class StageFunctions:
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
         run: bool = False,
+        **options: Any,
     ) -> Any:
         """Call ``f(x)`` on each item for its side effect; the stage emits nothing.
 
@@ -324,10 +347,15 @@ class StageFunctions:
                 on_done,
                 self.min_workers,
             )
+            self.stage_options(self._where("each"), options)
             return Partial(
-                lambda s: self.each(f, s, workers, maxsize, timeout, on_start, on_done, run)
+                lambda s: self.each(
+                    f, s, workers, maxsize, timeout, on_start, on_done, run, **options
+                )
             )
-        result = self._per_item(EACH, f, stage, workers, maxsize, timeout, on_start, on_done)
+        result = self._per_item(
+            EACH, f, stage, workers, maxsize, timeout, on_start, on_done, options
+        )
         if run:
             for _ in result:
                 pass
@@ -390,7 +418,11 @@ class StageFunctions:
     ) -> Partial[Stage[Any]]: ...
 
     def from_iterable(
-        self, iterable: Any = UNDEFINED, use_thread: bool = True, maxsize: int = 0
+        self,
+        iterable: Any = UNDEFINED,
+        use_thread: bool = True,
+        maxsize: int = 0,
+        **options: Any,
     ) -> Any:
         """A stage that emits the items of `iterable`, indexed by position.
 
@@ -404,15 +436,16 @@ class StageFunctions:
         where = self._where("from_iterable")
         checks.flag(where, "use_thread", use_thread)
         checks.integer(where, "maxsize", maxsize, 0)
+        options = self.stage_options(where, options)
         if isinstance(iterable, Undefined):
-            return Partial(lambda s: self.from_iterable(s, use_thread, maxsize))
+            return Partial(lambda s: self.from_iterable(s, use_thread, maxsize, **options))
         checks.source(where, "iterable", iterable, self.accepts_async)
         return Stage(
             self.backend,
             FORWARD,
             (iterable,),
             maxsize=maxsize,
-            options={"use_thread": use_thread},
+            options={"use_thread": use_thread, **options},
             where=where,
         )
 

@@ -12,15 +12,14 @@ start method for every run with `set_start_method`, or per stage with ``start_me
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict
 
-from .._core import checks
-from .._core.api import OptionalCallback, StageFunctions
+from .._core.api import StageFunctions
 from .._core.element import Element, Item
 from .._core.execution import Execution, ExecutionBackend
 from .._core.inject import StageStatus, WorkerInfo
 from .._core.queue import IterableQueue
-from .._core.stage import UNDEFINED, Partial, Stage, Undefined
+from .._core.stage import Partial, Stage
 from ..thread.supervisor import Supervisor as ThreadSupervisor
 from .channel import Channel
 from .namespace import Namespace
@@ -50,151 +49,29 @@ class ProcessBackend(ExecutionBackend):
         return Supervisor(stage, None, out, execution, source=iterable)
 
 
-def _with_start_method(result: Any, start_method: Optional[str]) -> Any:
-    """`result` (a Stage or a Partial making one) with its stage's start method set."""
-    if start_method is None:
-        return result
-    if isinstance(result, Partial):
-        partial = result
-        return Partial(lambda s: _with_start_method(partial(s), start_method))
-    stage: Stage[Any] = result
-    return Stage(
-        stage.backend,
-        stage.op,
-        stage.deps,
-        f=stage.f,
-        workers=stage.workers,
-        maxsize=stage.maxsize,
-        timeout=stage.timeout,
-        on_start=stage.on_start,
-        on_done=stage.on_done,
-        options={**stage.options, "start_method": start_method},
-        where=stage.where,
-    )
-
-
 _START_METHOD_DOC = """
-        ``start_method`` (`pl.process` only): ``"fork"``, ``"spawn"`` or ``"forkserver"`` for
-        this stage's processes; None: `get_start_method()`.
+        ``start_method`` (`pl.process` only, keyword-only): ``"fork"``, ``"spawn"`` or
+        ``"forkserver"`` for this stage's processes; None: `get_start_method()`.
         """
 
 
 class ProcessStageFunctions(StageFunctions):
-    """The contract's stage functions, plus a ``start_method`` keyword for process stages."""
+    """The contract's stage functions; map, filter, flat_map, each and from_iterable also
+    take a keyword-only ``start_method``."""
 
-    def _with(self, name: str, start_method: Optional[str], *args: Any) -> Any:
-        """The base function `name` called with `args`, its stage given `start_method`."""
-        check_start_method(self._where(name), start_method)
-        result = getattr(StageFunctions, name)(self, *args)
-        return _with_start_method(result, start_method)
+    def __init__(self, backend: ProcessBackend) -> None:
+        super().__init__(backend)
+        for name in ("map", "filter", "flat_map", "each", "from_iterable"):
+            function = getattr(self, name).__func__
+            function.__doc__ = function.__doc__.rstrip() + "\n" + _START_METHOD_DOC
 
-    def map(
-        self,
-        f: Any,
-        stage: Any = UNDEFINED,
-        workers: int = 1,
-        maxsize: int = 0,
-        timeout: float = 0,
-        on_start: OptionalCallback = None,
-        on_done: OptionalCallback = None,
-        *,
-        start_method: Optional[str] = None,
-    ) -> Any:
-        return self._with(
-            "map", start_method, f, stage, workers, maxsize, timeout, on_start, on_done
-        )
-
-    def filter(
-        self,
-        f: Any,
-        stage: Any = UNDEFINED,
-        workers: int = 1,
-        maxsize: int = 0,
-        timeout: float = 0,
-        on_start: OptionalCallback = None,
-        on_done: OptionalCallback = None,
-        *,
-        start_method: Optional[str] = None,
-    ) -> Any:
-        return self._with(
-            "filter", start_method, f, stage, workers, maxsize, timeout, on_start, on_done
-        )
-
-    def flat_map(
-        self,
-        f: Any,
-        stage: Any = UNDEFINED,
-        workers: int = 1,
-        maxsize: int = 0,
-        timeout: float = 0,
-        on_start: OptionalCallback = None,
-        on_done: OptionalCallback = None,
-        *,
-        start_method: Optional[str] = None,
-    ) -> Any:
-        return self._with(
-            "flat_map", start_method, f, stage, workers, maxsize, timeout, on_start, on_done
-        )
-
-    def each(
-        self,
-        f: Any,
-        stage: Any = UNDEFINED,
-        workers: int = 1,
-        maxsize: int = 0,
-        timeout: float = 0,
-        on_start: OptionalCallback = None,
-        on_done: OptionalCallback = None,
-        run: bool = False,
-        *,
-        start_method: Optional[str] = None,
-    ) -> Any:
-        where = self._where("each")
+    def stage_options(self, where: str, options: Dict[str, Any]) -> Dict[str, Any]:
+        others = {k: v for k, v in options.items() if k != "start_method"}
+        super().stage_options(where, others)  # anything else is a mistake
+        start_method = options.get("start_method")
         check_start_method(where, start_method)
-        checks.flag(where, "run", run)
-        if start_method is None:
-            return StageFunctions.each(
-                self, f, stage, workers, maxsize, timeout, on_start, on_done, run
-            )
-        if isinstance(stage, Undefined):
-            checks.stage_params(where, f, workers, maxsize, timeout, on_start, on_done)
-            return Partial(
-                lambda s: self.each(
-                    f,
-                    s,
-                    workers,
-                    maxsize,
-                    timeout,
-                    on_start,
-                    on_done,
-                    run,
-                    start_method=start_method,
-                )
-            )
-        result = self._with(
-            "each", start_method, f, stage, workers, maxsize, timeout, on_start, on_done, False
-        )
-        if run:
-            for _ in result:
-                pass
-            return None
-        return result
+        return {} if start_method is None else {"start_method": start_method}
 
-    def from_iterable(
-        self,
-        iterable: Any = UNDEFINED,
-        use_thread: bool = True,
-        maxsize: int = 0,
-        *,
-        start_method: Optional[str] = None,
-    ) -> Any:
-        return self._with("from_iterable", start_method, iterable, use_thread, maxsize)
-
-
-for _name in ("map", "filter", "flat_map", "each", "from_iterable"):
-    getattr(ProcessStageFunctions, _name).__doc__ = (
-        (getattr(StageFunctions, _name).__doc__ or "").rstrip() + "\n" + _START_METHOD_DOC
-    )
 
 BACKEND = ProcessBackend()
 # Type checkers see the contract's typed overloads (so `pl.process.map(f, xs)` is a

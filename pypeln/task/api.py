@@ -117,7 +117,7 @@ class TaskStageFunctions(StageFunctions):
                 of resources, shared by every item in flight.
             on_done: runs once for the stage last (may be async).
         """
-        return self._per_item(MAP, f, stage, workers, maxsize, timeout, on_start, on_done)
+        return self._per_item(MAP, f, stage, workers, maxsize, timeout, on_start, on_done, {})
 
     @overload
     def flat_map(
@@ -165,7 +165,7 @@ class TaskStageFunctions(StageFunctions):
 
         Parameters are those of `map`.
         """
-        return self._per_item(FLAT_MAP, f, stage, workers, maxsize, timeout, on_start, on_done)
+        return self._per_item(FLAT_MAP, f, stage, workers, maxsize, timeout, on_start, on_done, {})
 
     @overload
     def to_async_iterable(
