@@ -16,6 +16,18 @@ from hypothesis import HealthCheck, settings
 import pypeln as pl
 
 BACKEND_NAMES = [name for name in ("sync", "thread", "process", "task") if hasattr(pl, name)]
+#: The stage functions every module has (API.md).
+STAGE_FUNCTIONS = [
+    "map",
+    "filter",
+    "flat_map",
+    "each",
+    "ordered",
+    "concat",
+    "from_iterable",
+    "to_iterable",
+    "run",
+]
 #: Backends whose workers run concurrently with the consumer.
 CONCURRENT_BACKEND_NAMES = [name for name in BACKEND_NAMES if name != "sync"]
 

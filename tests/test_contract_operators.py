@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from conftest import STAGE_FUNCTIONS
 
 import pypeln as pl
 
@@ -328,18 +329,7 @@ def test_pipeline_of_every_per_item_operator(backend):
 
 # -- what every module exposes -----------------------------------------------------------
 
-FUNCTIONS = [
-    "map",
-    "filter",
-    "flat_map",
-    "each",
-    "ordered",
-    "concat",
-    "from_iterable",
-    "to_iterable",
-    "run",
-    "Namespace",
-]
+FUNCTIONS = [*STAGE_FUNCTIONS, "Namespace"]
 
 
 def test_every_module_exposes_the_contract(backend):

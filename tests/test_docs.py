@@ -6,23 +6,12 @@ import doctest
 from typing import List
 
 import pytest
-from conftest import BACKEND_NAMES
+from conftest import BACKEND_NAMES, STAGE_FUNCTIONS
 
 import pypeln as pl
 
 pytestmark = pytest.mark.timeout(120)
 
-FUNCTIONS = [
-    "map",
-    "filter",
-    "flat_map",
-    "each",
-    "ordered",
-    "concat",
-    "from_iterable",
-    "to_iterable",
-    "run",
-]
 #: examples whose output is printed by `f`, which in `process` runs in a child process
 PRINTS_IN_WORKER = {("process", "each"), ("process", "run")}
 
@@ -31,7 +20,7 @@ def _examples(name: str) -> List[doctest.DocTest]:
     module = getattr(pl, name)
     finder = doctest.DocTestFinder(recurse=False)
     tests = finder.find(module, f"pl.{name}")
-    for function in FUNCTIONS:
+    for function in STAGE_FUNCTIONS:
         if (name, function) in PRINTS_IN_WORKER:
             continue
         tests += finder.find(getattr(module, function), f"pl.{name}.{function}", globs={})
