@@ -12,6 +12,7 @@ import types
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, List
 
+from .batching import MAX_BATCH
 from .element import Item
 
 _by_index = itemgetter(0)
@@ -152,23 +153,15 @@ FORWARD = Forward()
 ORDERED = Ordered()
 
 
-def run_batches(
-    op: Operator, f: Any, batches: Iterable[List[Item]], indexed: bool
-) -> Iterator[List[Item]]:
-    """The batch form of `op`, used by backends that move items in batches.
+def run_batches(op: Operator, batches: Iterable[List[Item]]) -> Iterator[List[Item]]:
+    """The batch form of a whole-stream operator (per-item ones are applied batch by batch).
 
-    Per-item operators map each input batch to one output batch (skipping empty ones);
-    `Forward` passes batches through; `Ordered` gathers everything, then emits it sorted.
+    `Forward` passes batches through as they come; any other (`Ordered`) takes the whole
+    input through its `stream` and emits the result in batches.
     """
     if op is FORWARD:
         yield from batches
-    elif op is ORDERED:
-        items = sorted((item for batch in batches for item in batch), key=_by_index)
-        for start in range(0, len(items), 1024):
-            yield items[start : start + 1024]
-    else:
-        stream = op.stream
-        for batch in batches:
-            out = list(stream(f, batch, indexed))
-            if out:
-                yield out
+        return
+    items = list(op.stream(None, (item for batch in batches for item in batch), False))
+    for start in range(0, len(items), MAX_BATCH):
+        yield items[start : start + MAX_BATCH]

@@ -46,7 +46,7 @@ class Worker:
                 self._run_items(f, indexed)
             else:
                 put = sup.output.put_batch
-                for out in run_batches(stage.op, None, self._ready(), False):
+                for out in run_batches(stage.op, self._ready()):
                     put(out)
             sup.worker_finished()
             if stage.on_done is not None:
