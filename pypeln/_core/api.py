@@ -24,7 +24,7 @@ from typing_extensions import Literal
 
 from . import checks
 from .element import Element
-from .ops import EACH, FILTER, FLAT_MAP, FORWARD, MAP, ORDERED, Operator
+from .ops import BATCH, EACH, FILTER, FLAT_MAP, FORWARD, MAP, ORDERED, UNBATCH, Operator
 from .stage import UNDEFINED, Backend, Partial, Stage, Undefined, iter_elements, iter_values
 
 A = TypeVar("A")
@@ -33,12 +33,17 @@ B = TypeVar("B")
 Source = Union[Stage[A], Iterable[A], AsyncIterable[A]]
 OptionalCallback = Optional[Callable[..., Any]]
 
+#: How many source items `ordered` lets into the pipeline while its head is not out yet.
+DEFAULT_WINDOW = 16384
+
 _PUBLIC = (
     "map",
     "filter",
     "flat_map",
     "each",
     "ordered",
+    "batch",
+    "unbatch",
     "concat",
     "from_iterable",
     "to_iterable",
@@ -365,15 +370,24 @@ class StageFunctions:
     # -- whole-stream stages -------------------------------------------------------------
 
     @overload
-    def ordered(self, stage: Source[A], maxsize: int = 0) -> Stage[A]: ...
+    def ordered(
+        self, stage: Source[A], maxsize: int = 0, window: int = DEFAULT_WINDOW
+    ) -> Stage[A]: ...
 
     @overload
-    def ordered(self, stage: Undefined = UNDEFINED, maxsize: int = 0) -> Partial[Stage[Any]]: ...
+    def ordered(
+        self, stage: Undefined = UNDEFINED, maxsize: int = 0, window: int = DEFAULT_WINDOW
+    ) -> Partial[Stage[Any]]: ...
 
-    def ordered(self, stage: Any = UNDEFINED, maxsize: int = 0) -> Any:
-        """Emit the items in the order of their source (by index), once all have arrived.
+    def ordered(
+        self, stage: Any = UNDEFINED, maxsize: int = 0, window: int = DEFAULT_WINDOW
+    ) -> Any:
+        """Emit the items in the order of their source (by index), as soon as they can be.
 
-        Holds every item in memory before emitting the first.
+        An item goes out once every item before it has gone out or been dropped (by a
+        filter, an empty flat_map, a timeout), so `ordered` streams, even on an endless
+        source. While the item at the head is still being worked on, at most ``window``
+        source items (the head included) are read into the pipeline; 0 lifts that bound.
 
         >>> import pypeln as pl, time
         >>> def slow(x):
@@ -381,13 +395,81 @@ class StageFunctions:
         ...     return x
         >>> list({pl}.map(slow, range(3), workers=3) | {pl}.ordered)
         [0, 1, 2]
+
+        Args:
+            stage: a Stage of any backend or an iterable; omitted, a `Partial` is returned.
+            maxsize: the most items the stage holds in its input queue (0: no bound).
+            window: the most source items in the pipeline while the head is not out yet.
         """
         where = self._where("ordered")
         checks.integer(where, "maxsize", maxsize, 0)
+        checks.integer(where, "window", window, 0)
         if isinstance(stage, Undefined):
-            return Partial(lambda s: self.ordered(s, maxsize))
+            return Partial(lambda s: self.ordered(s, maxsize, window))
         checks.source(where, "stage", stage, self.accepts_async)
-        return Stage(self.backend, ORDERED, (stage,), maxsize=maxsize, where=where)
+        return Stage(
+            self.backend,
+            ORDERED,
+            (stage,),
+            maxsize=maxsize,
+            options={"window": window},
+            where=where,
+        )
+
+    @overload
+    def batch(
+        self, size: int, stage: Source[A], timeout: float = 0, maxsize: int = 0
+    ) -> Stage[List[A]]: ...
+
+    @overload
+    def batch(
+        self, size: int, stage: Undefined = UNDEFINED, timeout: float = 0, maxsize: int = 0
+    ) -> Partial[Stage[List[Any]]]: ...
+
+    def batch(self, size: int, stage: Any = UNDEFINED, timeout: float = 0, maxsize: int = 0) -> Any:
+        """Group items into lists of up to ``size`` (the last one may be shorter).
+
+        ``timeout`` (seconds, 0: never): a partial list goes out when no item has arrived
+        for that long, for work that must not wait on a trickling source (`pl.sync`, which
+        reads its source only when asked, ignores it). A list's index is the smallest index
+        of its items, so ``ordered`` after ``batch`` orders the lists, and ``unbatch``
+        restores the items.
+
+        >>> import pypeln as pl
+        >>> list(range(5) | {pl}.ordered | {pl}.batch(2) | {pl}.ordered)
+        [[0, 1], [2, 3], [4]]
+        """
+        where = self._where("batch")
+        checks.integer(where, "size", size, 1)
+        checks.number(where, "timeout", timeout, 0)
+        checks.integer(where, "maxsize", maxsize, 0)
+        if isinstance(stage, Undefined):
+            return Partial(lambda s: self.batch(size, s, timeout, maxsize))
+        checks.source(where, "stage", stage, self.accepts_async)
+        options = {"size": size, "flush": float(timeout)}
+        return Stage(self.backend, BATCH, (stage,), maxsize=maxsize, options=options, where=where)
+
+    @overload
+    def unbatch(self, stage: Source[Iterable[A]], maxsize: int = 0) -> Stage[A]: ...
+
+    @overload
+    def unbatch(self, stage: Undefined = UNDEFINED, maxsize: int = 0) -> Partial[Stage[Any]]: ...
+
+    def unbatch(self, stage: Any = UNDEFINED, maxsize: int = 0) -> Any:
+        """Emit the items of each list (or any iterable) one by one: the inverse of `batch`.
+
+        Each item's index is its list's index extended by its position, as after `flat_map`.
+
+        >>> import pypeln as pl
+        >>> list([[1, 2], [], [3]] | {pl}.unbatch | {pl}.ordered)
+        [1, 2, 3]
+        """
+        where = self._where("unbatch")
+        checks.integer(where, "maxsize", maxsize, 0)
+        if isinstance(stage, Undefined):
+            return Partial(lambda s: self.unbatch(s, maxsize))
+        checks.source(where, "stage", stage, self.accepts_async)
+        return Stage(self.backend, UNBATCH, (stage,), maxsize=maxsize, where=where)
 
     def concat(self, stages: List[Source[A]], maxsize: int = 0) -> Stage[A]:
         """Merge the items of several stages or iterables (in no particular order).

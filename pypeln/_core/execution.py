@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from typing_extensions import Protocol
 
 from .element import Item
 from .errors import Cancelled
-from .ops import FORWARD
+from .ops import FORWARD, ORDERED
+from .progress import ALL_DONE, Window, admit
 from .queue import IterableQueue
 from .sources import SEQUENCES, source_batches
 from .stage import Stage
@@ -31,6 +32,16 @@ from .threadstop import raise_in_thread
 
 #: How long `close` waits for workers to end by themselves before stopping them.
 GRACE_SECONDS = 1.0
+
+
+class Region(NamedTuple):
+    """Where a queue sits: upstream of a streaming `ordered` or not, and under which windows."""
+
+    tracked: bool = False
+    windows: Tuple[Window, ...] = ()
+
+
+UNTRACKED = Region()
 
 
 class Runner(Protocol):
@@ -58,6 +69,7 @@ class Execution:
         self.finished = False
         self._queues: List[IterableQueue[Item]] = []
         self._runners: List[Runner] = []
+        self._windows: List[Window] = []
         #: per-backend state shared by the runners of this run (e.g. one event loop)
         self.shared: Dict[str, Any] = {}
         self.output = self.queue(maxsize or stage.maxsize, consumers=1)
@@ -81,14 +93,21 @@ class Execution:
     def add_runner(self, runner: Runner) -> None:
         self._runners.append(runner)
 
-    def connect(self, node: Any, out: IterableQueue[Item]) -> None:
-        """Make `node` (a Stage of any backend, or an iterable) produce into `out`."""
+    def connect(self, node: Any, out: IterableQueue[Item], region: Region = UNTRACKED) -> None:
+        """Make `node` (a Stage of any backend, or an iterable) produce into `out`.
+
+        `region` says whether `out` is upstream of a streaming `ordered` (then every
+        producer reports watermarks) and which windows bound the sources.
+        """
         if isinstance(node, SEQUENCES):
             out.add_sequence(node)  # its consumers make its items on demand: no feeder thread
             return
         if not isinstance(node, Stage):
             out.add_producers(1)
-            self.add_runner(FeederRunner(self, node, out))
+            self.add_runner(FeederRunner(self, node, out, region.windows))
+            return
+        if not node.op.per_item and node.op is not FORWARD:
+            self._connect_moving(node, out, region)
             return
         wire = getattr(node.backend, "connect", None)
         if wire is not None:
@@ -98,24 +117,58 @@ class Execution:
             return
         if node.op is FORWARD and not node.maxsize and node.options.get("use_thread", True):
             for dep in node.deps:
-                self.connect(dep, out)
+                self.connect(dep, out, region)
             return
         read = getattr(node.backend, "source_runner", None)
         if node.op is FORWARD and read is not None and not node.options.get("use_thread", True):
             # The backend reads plain iterables itself (`process`: in a process of their own).
-            target = self.queue(node.maxsize, consumers=1) if node.maxsize else out
+            target = self._input(node, region) if node.maxsize else out
             for dep in node.deps:
                 if isinstance(dep, Stage):
-                    self.connect(dep, target)
+                    self.connect(dep, target, region)
                 else:
-                    self.add_runner(read(node, dep, target, self))
+                    self.add_runner(read(node, dep, target, self, region.windows))
             if target is not out:
-                self.add_runner(node.backend.runner(node, target, out, self))  # type: ignore[attr-defined]
+                self._link(target, out)
+                self.add_runner(MoveRunner(node, target, out, self))
             return
-        inq = self.queue(node.maxsize, consumers=node.workers if node.op.per_item else 1)
+        inq = self._input(node, region)
         for dep in node.deps:
-            self.connect(dep, inq)
-        self.add_runner(node.backend.runner(node, inq, out, self))  # type: ignore[attr-defined]
+            self.connect(dep, inq, region)
+        self._link(inq, out)
+        if node.op is FORWARD:
+            self.add_runner(MoveRunner(node, inq, out, self))
+        else:
+            self.add_runner(node.backend.runner(node, inq, out, self))  # type: ignore[attr-defined]
+
+    def _connect_moving(self, node: Stage[Any], out: IterableQueue[Item], region: Region) -> None:
+        """`ordered`, `batch`, `unbatch` (of any backend): a `MoveRunner` on this run's queues."""
+        window: Optional[Window] = None
+        if node.op is ORDERED and streams(node):
+            window = Window(node.options.get("window", 0))
+            self._windows.append(window)
+            region = Region(True, region.windows + (window,))
+        elif node.op is ORDERED:
+            region = UNTRACKED
+        inq = self._input(node, region)
+        for dep in node.deps:
+            self.connect(dep, inq, region)
+        if node.op is not ORDERED:
+            self._link(inq, out)
+        self.add_runner(MoveRunner(node, inq, out, self, window))
+
+    def _input(self, node: Stage[Any], region: Region) -> IterableQueue[Item]:
+        consumers = node.workers if node.op.per_item else 1
+        q: IterableQueue[Item] = IterableQueue(node.maxsize, consumers, *region)
+        self._queues.append(q)
+        return q
+
+    @staticmethod
+    def _link(inq: IterableQueue[Item], out: IterableQueue[Item]) -> None:
+        """The stage between `inq` and `out` passes on the watermarks it covers."""
+        if inq.tracked:
+            slot = out.progress_slot()
+            inq.on_cover = lambda watermark: out.advance(slot, watermark)
 
     # -- ending --------------------------------------------------------------------------
 
@@ -134,6 +187,8 @@ class Execution:
             self.cancelled = True
         for q in self._queues:
             q.close()
+        for window in self._windows:
+            window.close()
         for runner in self._runners:
             runner.cancel()
 
@@ -146,9 +201,12 @@ class Execution:
 
     def __iter__(self) -> Iterator[List[Item]]:
         get = self.output.get_batch
+        # A bounded output is read in small takes: room is only freed for items the
+        # consumer is about to use, so a paused consumer holds the pipeline back exactly.
+        limit = max(1, self.output.maxsize // 4) if self.output.maxsize else 1 << 20
         try:
             while True:
-                batch = get(1 << 20)
+                batch = get(limit)
                 if batch is None:
                     break
                 yield batch
@@ -165,6 +223,8 @@ class ExecutionBackend:
     """Base of the backends whose runs are `Execution`s: a subclass adds its ``runner``."""
 
     name = ""
+    #: its runners report watermarks in tracked queues (`ordered` after it can stream)
+    reports_progress = True
 
     def start(self, stage: Stage[Any], maxsize: int) -> Execution:
         """Run `stage` (and everything it depends on) for a consumer in this thread."""
@@ -201,12 +261,24 @@ class ThreadRunner:
 
 
 class FeederRunner(ThreadRunner):
-    """Reads a plain iterable (or async iterable) into a queue, in a thread of its own."""
+    """Reads a plain iterable (or async iterable) into a queue, in a thread of its own.
 
-    def __init__(self, execution: Execution, iterable: Any, out: IterableQueue[Item]) -> None:
+    Upstream of a streaming `ordered`, it reads no position its windows do not admit yet,
+    and reports a watermark with each item.
+    """
+
+    def __init__(
+        self,
+        execution: Execution,
+        iterable: Any,
+        out: IterableQueue[Item],
+        windows: Tuple[Window, ...] = (),
+    ) -> None:
         super().__init__(execution, "pypeln-source")
         self.iterable = iterable
         self.out = out
+        self.windows = windows
+        self.slot = out.progress_slot() if out.tracked else -1
 
     def start(self) -> None:
         self.spawn(self._main)
@@ -216,20 +288,51 @@ class FeederRunner(ThreadRunner):
         try:
             if not hasattr(self.iterable, "__iter__") and hasattr(self.iterable, "__aiter__"):
                 asyncio.run(self._drain_async())
+            elif self.slot >= 0 or self.windows:
+                for i, x in enumerate(self.iterable):
+                    self._put_tracked(i, x)
             else:
                 for batch in source_batches(self.iterable):
                     if len(batch) == 1:
                         out.put(batch[0])
                     else:
                         out.put_batch(batch)
+            if self.slot >= 0:
+                out.advance(self.slot, ALL_DONE)
             out.done()
         except Cancelled:
             pass
         except BaseException as e:
             self.execution.fail(e)
 
+    def _put_tracked(self, i: int, x: Any) -> None:
+        if self.windows:
+            admit(self.windows, i)
+        self.out.put(((i,), x))
+        if self.slot >= 0:
+            self.out.advance(self.slot, i + 1)
+
     async def _drain_async(self) -> None:
         i = 0
+        tracked = self.slot >= 0 or bool(self.windows)
         async for x in self.iterable:
-            self.out.put(((i,), x))
+            if tracked:
+                self._put_tracked(i, x)
+            else:
+                self.out.put(((i,), x))
             i += 1
+
+
+def streams(ordered: Stage[Any]) -> bool:
+    """Whether an `ordered` stage can stream: every stage upstream reports watermarks."""
+    pending: List[Any] = list(ordered.deps)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Stage):
+            if not getattr(node.backend, "reports_progress", False):
+                return False
+            pending.extend(node.deps)
+    return True
+
+
+from .moving import MoveRunner  # noqa: E402  (it builds on ThreadRunner, above)

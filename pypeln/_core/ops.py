@@ -136,7 +136,11 @@ class Forward(Operator):
 
 
 class Ordered(Operator):
-    """Waits for every item, then emits them in source order (by index)."""
+    """Emits items in source order (by index).
+
+    `stream` is the whole-stream form: it waits for every item, then sorts them. The
+    streaming form, which emits what its watermark covers, is `pypeln._core.moving`'s.
+    """
 
     name = "ordered"
     per_item = False
@@ -145,12 +149,52 @@ class Ordered(Operator):
         return iter(sorted(items, key=_by_index))
 
 
+class Batch(Operator):
+    """Groups items into lists of up to ``size`` (`stream`'s `f`); a list's index is the
+    smallest index of its items."""
+
+    name = "batch"
+    per_item = False
+
+    def stream(self, f: Any, items: Iterable[Item], indexed: bool) -> Iterator[Item]:
+        size: int = f
+        chunk: List[Item] = []
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= size:
+                yield make_batch(chunk)
+                chunk = []
+        if chunk:
+            yield make_batch(chunk)
+
+
+def make_batch(items: List[Item]) -> Item:
+    """One item holding the values of `items`, indexed by the smallest of their indices."""
+    return (min(i for i, _ in items), [x for _, x in items])
+
+
+class Unbatch(Operator):
+    """Emits the values of each item (a list or any iterable) one by one; each gets its
+    list's index extended by its position, as `flat_map` does."""
+
+    name = "unbatch"
+    per_item = False
+
+    def stream(self, f: Any, items: Iterable[Item], indexed: bool) -> Iterator[Item]:
+        return ((i + (j,), y) for i, xs in items for j, y in enumerate(xs))
+
+    def batch(self, items: List[Item]) -> List[Item]:
+        return [(i + (j,), y) for i, xs in items for j, y in enumerate(xs)]
+
+
 MAP = Map()
 FILTER = Filter()
 FLAT_MAP = FlatMap()
 EACH = Each()
 FORWARD = Forward()
 ORDERED = Ordered()
+BATCH = Batch()
+UNBATCH = Unbatch()
 
 
 def run_batches(op: Operator, batches: Iterable[List[Item]]) -> Iterator[List[Item]]:

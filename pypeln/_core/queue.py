@@ -6,6 +6,11 @@ as is (`add_sequence`): consumers slice it when nothing else is ready, so its it
 made on demand, with no feeder thread and nothing read ahead. Waiting blocks on a condition
 (no polling). The queue ends once every registered producer called `done`; `close` cancels
 it, waking every waiter with `Cancelled`.
+
+Backpressure is exact: a producer that is about to compute items `reserve`s room for them
+first, so a stage holds at most `maxsize` items plus one computed item per worker waiting
+for room. A *tracked* queue also keeps a `Progress` (see `pypeln._core.progress`): its
+consumers report the takes they have finished, and it reports the watermark they cover.
 """
 
 from __future__ import annotations
@@ -27,15 +32,29 @@ from typing import (
 )
 
 from .errors import Cancelled
+from .progress import ALL_DONE, Progress, Window, limit_of
 from .sources import SEQUENCE_CHUNK, sequence_items
 
 T = TypeVar("T")
 
+#: What `_take` found: items, the bounds of a slice of a sequence source, [] (woken), or None.
+Taken = Union[None, List[Any], Tuple[Sequence[Any], int, int]]
+
 
 class IterableQueue(Generic[T]):
-    """A multi-producer, multi-consumer queue holding at most `maxsize` items (0: no bound)."""
+    """A multi-producer, multi-consumer queue holding at most `maxsize` items (0: no bound).
 
-    def __init__(self, maxsize: int = 0, consumers: int = 1) -> None:
+    ``tracked`` queues keep watermarks; ``windows`` bound the positions their sequence
+    sources may be read up to (see `pypeln._core.progress.Window`).
+    """
+
+    def __init__(
+        self,
+        maxsize: int = 0,
+        consumers: int = 1,
+        tracked: bool = False,
+        windows: Tuple[Window, ...] = (),
+    ) -> None:
         self.maxsize = maxsize
         self.consumers = max(1, consumers)
         self._items: Deque[T] = deque()
@@ -47,11 +66,22 @@ class IterableQueue(Generic[T]):
         self._not_full = threading.Condition(lock)
         self._getters = 0
         self._putters = 0
-        #: registered sequence sources and how far each has been read: [sequence, next]
+        #: room promised to producers that are computing items (see `reserve`)
+        self._reserved = 0
+        #: registered sequence sources: [sequence, next position, progress slot]
         self._sequences: Deque[List[Any]] = deque()
         #: one-shot callbacks of producers that must not block (an event loop): see
         #: `put_batch_nowait`
         self._room_callbacks: List[Callable[[], None]] = []
+        self.tracked = tracked
+        self.progress: Optional[Progress] = Progress() if tracked else None
+        #: called with the new watermark when the consumers' covered watermark moves
+        self.on_cover: Optional[Callable[[float], Any]] = None
+        self.windows = windows
+        self._woken = False
+        self._seen_cover: float = 0
+        for window in windows:
+            window.listeners.append(self.wake)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -75,10 +105,11 @@ class IterableQueue(Generic[T]):
         with self._lock:
             if len(seq):
                 self._producers += 1
-                self._sequences.append([seq, 0])
+                slot = self.progress.slot() if self.progress is not None else -1
+                self._sequences.append([seq, 0, slot])
 
     def put(self, item: T) -> None:
-        if self.maxsize or self._closed:
+        if self.maxsize or self._closed or self.tracked:
             self.put_batch([item])
             return
         # Unbounded fast path: no lock unless a consumer sleeps. A consumer registers in
@@ -88,16 +119,24 @@ class IterableQueue(Generic[T]):
             with self._lock:
                 self._not_empty.notify()
 
-    def put_batch(self, items: List[T]) -> None:
-        """Add `items`, blocking while the queue is full; raises `Cancelled` if closed."""
+    def put_batch(self, items: List[T], reserved: int = 0) -> None:
+        """Add `items`, blocking while the queue is full; raises `Cancelled` if closed.
+
+        ``reserved``: room `reserve` promised for them, given back now (the first
+        `reserved` items go in without waiting).
+        """
         maxsize = self.maxsize
         start, n = 0, len(items)
         with self._lock:
+            if reserved:
+                self._reserved -= reserved
             while start < n:
                 if self._closed:
                     raise Cancelled()
                 if maxsize:
-                    room = maxsize - len(self._items)
+                    room = maxsize - len(self._items) - self._reserved
+                    if start < reserved:
+                        room = max(room, reserved - start)
                     if room <= 0:
                         self._putters += 1
                         try:
@@ -109,9 +148,31 @@ class IterableQueue(Generic[T]):
                 else:
                     end = n
                 self._items.extend(items[start:end] if start or end < n else items)
+                if self.progress is not None:
+                    self.progress.put += end - start
                 if self._getters:
                     self._not_empty.notify(min(self._getters, end - start))
                 start = end
+            if reserved > n and self._putters:
+                self._not_full.notify(reserved - n)
+
+    def reserve(self, limit: int) -> int:
+        """Promise room for up to `limit` items a producer is about to compute; how many.
+
+        0 when the queue is full: the producer may then compute one item and wait in
+        `put_batch`, as a worker holding one finished item does. An unbounded queue
+        promises nothing and returns `limit`. Give the room back with
+        ``put_batch(items, reserved=n)``.
+        """
+        maxsize = self.maxsize
+        if not maxsize:
+            return limit
+        with self._lock:
+            if self._closed:
+                raise Cancelled()
+            granted = max(0, min(limit, maxsize - len(self._items) - self._reserved))
+            self._reserved += granted
+            return granted
 
     def put_batch_nowait(self, items: List[T], on_room: Callable[[], None]) -> int:
         """Add as many of `items` as fit now, without blocking; returns how many were added.
@@ -124,14 +185,68 @@ class IterableQueue(Generic[T]):
                 raise Cancelled()
             n = len(items)
             if self.maxsize:
-                n = max(0, min(n, self.maxsize - len(self._items)))
+                n = max(0, min(n, self.maxsize - len(self._items) - self._reserved))
                 if n < len(items):
                     self._room_callbacks.append(on_room)
             if n:
                 self._items.extend(items[:n] if n < len(items) else items)
+                if self.progress is not None:
+                    self.progress.put += n
                 if self._getters:
                     self._not_empty.notify(min(self._getters, n))
             return n
+
+    def room(self) -> int:
+        """Items that fit now (a large number for an unbounded queue); a snapshot."""
+        if not self.maxsize:
+            return 1 << 30
+        return self.maxsize - len(self._items) - self._reserved
+
+    def on_room(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once (from a consumer's thread) the next time items are taken."""
+        with self._lock:
+            self._room_callbacks.append(callback)
+
+    # -- watermarks (tracked queues) -----------------------------------------------------
+
+    def progress_slot(self) -> int:
+        """Register a producer of watermarks (a source, or a stage with all its workers)."""
+        assert self.progress is not None
+        with self._lock:
+            return self.progress.slot()
+
+    def advance(self, slot: int, watermark: float) -> None:
+        """Producer `slot` will put no more items with a position below `watermark`."""
+        progress = self.progress
+        assert progress is not None
+        with self._lock:
+            moved = progress.advance(slot, watermark)
+        if moved:
+            self._covered()
+
+    def finish(self, start: int, n: int) -> None:
+        """A consumer is done with takes ``start .. start + n - 1`` (outputs are downstream)."""
+        progress = self.progress
+        if progress is None or not n:
+            return
+        with self._lock:
+            moved = progress.finish(start, n)
+        if moved:
+            self._covered()
+
+    def _covered(self) -> None:
+        assert self.progress is not None
+        callback = self.on_cover
+        if callback is not None:
+            callback(self.progress.covered)
+        else:
+            self.wake()
+
+    def wake(self) -> None:
+        """Wake the consumers that wait with ``wakeable`` (a watermark or a window moved)."""
+        with self._lock:
+            self._woken = True
+            self._not_empty.notify_all()
 
     # -- consumers -----------------------------------------------------------------------
 
@@ -141,73 +256,168 @@ class IterableQueue(Generic[T]):
         With several consumers a taker leaves a fair share for the others, so that a
         burst of slow items spreads over all of them. Raises `Cancelled` if closed.
         """
-        taken = self._take(limit)
+        taken, _ = self._take(limit)
+        return self._as_items(taken)
+
+    def get_tracked(self, limit: int, block: bool = True) -> Optional[Tuple[List[T], int]]:
+        """Like `get_batch`, with the number of its first take (for `finish`).
+
+        Without `block`, an empty list when nothing is ready.
+        """
+        taken, start = self._take(limit, block=block)
+        items = self._as_items(taken)
+        return None if items is None else (items, start)
+
+    def wait_ready(self) -> None:
+        """Block until an item is ready or the queue has ended (takes nothing)."""
+        with self._lock:
+            while not self._items:
+                if self._closed:
+                    raise Cancelled()
+                if self._producers <= 0:
+                    return
+                if self._sequences and (
+                    not self.windows or self._sequences[0][1] < limit_of(self.windows)
+                ):
+                    return
+                self._getters += 1
+                try:
+                    self._not_empty.wait()
+                finally:
+                    self._getters -= 1
+
+    def get_columns(
+        self, limit: int, block: bool = True
+    ) -> Optional[Tuple[List[Any], Sequence[Any], int]]:
+        """Like `get_tracked`, as two columns: the items' indices and their values.
+
+        Items of a sequence source are never built: its values come as a slice of it.
+        For consumers that send values away and keep the indices (`process`).
+        """
+        taken, start = self._take(limit, block=block)
+        if taken is None:
+            return None
+        if isinstance(taken, list):
+            items: List[Any] = taken  # (index, value) pairs
+            return [i for i, _ in items], [x for _, x in items], start
+        seq, lo, hi = taken
+        return [(i,) for i in range(lo, hi)], seq[lo:hi], start
+
+    def get_waking(
+        self, limit: int, timeout: Optional[float] = None
+    ) -> Optional[Tuple[List[T], int]]:
+        """Like `get_tracked`, but also returns no items when woken (`wake`), when the
+        covered watermark moved, or after `timeout` seconds without an item.
+
+        A consumer that holds items on behalf of others (`batch`, `ordered`) waits this way.
+        """
+        taken, start = self._take(limit, wakeable=True, timeout=timeout)
+        items = self._as_items(taken)
+        return None if items is None else (items, start)
+
+    def _as_items(self, taken: Taken) -> Optional[List[T]]:
         if taken is None or isinstance(taken, list):
             return taken
         seq, start, end = taken
         return sequence_items(seq, start, end)  # type: ignore[return-value]
 
-    def get_columns(self, limit: int) -> Optional[Tuple[List[Any], Sequence[Any]]]:
-        """Like `get_batch`, as two columns: the items' indices and their values.
-
-        Items of a sequence source are never built: its values come as a slice of it.
-        For consumers that send values away and keep the indices (`process`).
-        """
-        taken = self._take(limit)
-        if taken is None:
-            return None
-        if isinstance(taken, list):
-            items: List[Any] = taken  # (index, value) pairs
-            return [i for i, _ in items], [x for _, x in items]
-        seq, start, end = taken
-        return [(i,) for i in range(start, end)], seq[start:end]
-
-    def _take(self, limit: int) -> Union[None, List[T], Tuple[Sequence[Any], int, int]]:
-        """Ready items, or the bounds of a slice of a sequence source, or None at the end."""
+    def _take(
+        self,
+        limit: int,
+        wakeable: bool = False,
+        timeout: Optional[float] = None,
+        block: bool = True,
+    ) -> Tuple[Taken, int]:
+        """Ready items (or a slice of a sequence source, or [] if woken, or None at the
+        end), and the number of the first take."""
         items = self._items
-        with self._lock:
-            while not items:
-                if self._closed:
-                    raise Cancelled()
-                if self._sequences:
-                    return self._slice(limit)
-                if self._producers <= 0:
-                    return None
-                self._getters += 1
-                try:
-                    if not items:
-                        self._not_empty.wait()
-                finally:
-                    self._getters -= 1
-            if self._closed:
-                raise Cancelled()
-            n = min(limit, -(-len(items) // self.consumers))
-            # popleft only: an unlocked `put` may append meanwhile (see `put`).
-            pop = items.popleft
-            batch = [pop() for _ in range(n)]
-            # Wake blocked producers once half the room is free, not at every item taken:
-            # refills then come in chunks instead of one thread switch per item.
-            if self._putters and len(items) <= self.maxsize // 2:
-                self._not_full.notify_all()
-            if self._room_callbacks:
-                callbacks, self._room_callbacks = self._room_callbacks, []
-                for callback in callbacks:
-                    callback()
-            return batch
+        told = False
+        while True:
+            with self._lock:
+                while not items:
+                    if self._closed:
+                        raise Cancelled()
+                    if self._sequences:
+                        taken = self._slice(limit)
+                        if taken is not None:
+                            return taken
+                        if not told:
+                            break  # held back by a window: tell it (outside the lock)
+                    elif self._producers <= 0:
+                        return None, 0
+                    if (wakeable and self._woken_since()) or not block:
+                        return [], 0
+                    self._getters += 1
+                    try:
+                        if not items:
+                            if not self._not_empty.wait(timeout):
+                                if not items:
+                                    return [], 0
+                    finally:
+                        self._getters -= 1
+                else:
+                    return self._pop(limit)
+            told = True
+            for window in self.windows:
+                window.starve()
 
-    def _slice(self, limit: int) -> Tuple[Sequence[Any], int, int]:
-        """Take the next slice of the first sequence source (called with the lock held)."""
+    def _pop(self, limit: int) -> Tuple[List[T], int]:
+        """Take ready items (called with the lock held, when there are some)."""
+        if self._closed:
+            raise Cancelled()
+        items = self._items
+        n = min(limit, -(-len(items) // self.consumers))
+        # popleft only: an unlocked `put` may append meanwhile (see `put`).
+        pop = items.popleft
+        batch = [pop() for _ in range(n)]
+        if self._putters:
+            self._not_full.notify(n)
+        if self._room_callbacks:
+            callbacks, self._room_callbacks = self._room_callbacks, []
+            for callback in callbacks:
+                callback()
+        progress = self.progress
+        if progress is None:
+            return batch, 0
+        start = progress.taken
+        progress.taken = start + n
+        return batch, start
+
+    def _woken_since(self) -> bool:
+        """Whether a wake-up or a new covered watermark came since the last look."""
+        woken = self._woken
+        self._woken = False
+        if self.progress is not None and self.progress.covered != self._seen_cover:
+            self._seen_cover = self.progress.covered
+            return True
+        return woken
+
+    def _slice(self, limit: int) -> Optional[Tuple[Tuple[Sequence[Any], int, int], int]]:
+        """Take the next slice of the first sequence source (called with the lock held);
+        None if the windows do not admit its next position yet."""
         entry = self._sequences[0]
-        seq, start = entry
+        seq, start, slot = entry
         left = len(seq) - start
         end = start + min(limit, 4 * SEQUENCE_CHUNK, -(-left // self.consumers))
+        if self.windows:
+            end = min(end, int(min(limit_of(self.windows), len(seq))))
+            if end <= start:
+                return None
         entry[1] = end
-        if end >= len(seq):
+        exhausted = end >= len(seq)
+        if exhausted:
             self._sequences.popleft()
             self._producers -= 1
             if self._producers <= 0:
                 self._not_empty.notify_all()
-        return seq, start, end
+        progress = self.progress
+        if progress is None:
+            return (seq, start, end), 0
+        first = progress.taken
+        progress.put += end - start
+        progress.taken += end - start
+        progress.advance(slot, ALL_DONE if exhausted else end)
+        return (seq, start, end), first
 
     def __iter__(self) -> Iterator[T]:
         """Items until the queue ends (a single consumer's view)."""
@@ -225,3 +435,41 @@ class IterableQueue(Generic[T]):
             self._closed = True
             self._not_empty.notify_all()
             self._not_full.notify_all()
+
+
+#: What `take` hands a worker: the items, the number of their first take, the room reserved.
+Taken3 = Tuple[List[Any], int, int]
+
+
+def take(inq: IterableQueue[Any], out: IterableQueue[Any], limit: int) -> Optional[Taken3]:
+    """The next batch a worker computes: room first, then items (None once `inq` ended).
+
+    With a bounded `out` it takes no more items than `out` has room for, or one item when
+    `out` is full (computed, then waiting for room): a stage never runs further ahead of its
+    consumer than that. No room is held while waiting for items, so a stuck item elsewhere
+    can never wait on room this worker holds.
+    """
+    if not out.maxsize:
+        got = inq.get_tracked(limit)
+        return None if got is None else (got[0], got[1], 0)
+    while True:
+        reserved = out.reserve(limit)
+        got = inq.get_tracked(max(1, reserved), block=False)
+        if got is not None and got[0]:
+            return got[0], got[1], reserved
+        if reserved:
+            out.put_batch([], reserved)
+        if got is None:
+            return None
+        inq.wait_ready()
+
+
+def deliver(
+    inq: IterableQueue[Any], out: IterableQueue[Any], outputs: List[Any], taken: Taken3
+) -> None:
+    """Put a batch's `outputs` into the room `take` reserved, then report it finished."""
+    items, start, reserved = taken
+    if outputs or reserved:
+        out.put_batch(outputs, reserved)
+    if inq.progress is not None:
+        inq.finish(start, len(items))

@@ -12,15 +12,15 @@ start method for every run with `set_start_method`, or per stage with ``start_me
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 from .._core.api import StageFunctions
 from .._core.element import Element, Item
 from .._core.execution import Execution, ExecutionBackend
 from .._core.inject import StageStatus, WorkerInfo
+from .._core.progress import Window
 from .._core.queue import IterableQueue
 from .._core.stage import Partial, Stage
-from ..thread.supervisor import Supervisor as ThreadSupervisor
 from .channel import Channel
 from .namespace import Namespace
 from .spawning import check_start_method, get_start_method, set_start_method
@@ -37,16 +37,19 @@ class ProcessBackend(ExecutionBackend):
         inq: IterableQueue[Item],
         out: IterableQueue[Item],
         execution: Execution,
-    ) -> Any:
-        if not stage.op.per_item:  # ordered, concat, from_iterable: moving items only
-            return ThreadSupervisor(stage, inq, out, execution)
+    ) -> Supervisor:
         return Supervisor(stage, inq, out, execution)
 
     def source_runner(
-        self, stage: Stage[Any], iterable: Any, out: IterableQueue[Item], execution: Execution
+        self,
+        stage: Stage[Any],
+        iterable: Any,
+        out: IterableQueue[Item],
+        execution: Execution,
+        windows: Tuple[Window, ...] = (),
     ) -> Supervisor:
         """Reads `iterable` in a process of its own (``from_iterable(..., use_thread=False)``)."""
-        return Supervisor(stage, None, out, execution, source=iterable)
+        return Supervisor(stage, None, out, execution, source=iterable, windows=windows)
 
 
 _START_METHOD_DOC = """
@@ -83,6 +86,8 @@ filter = _fns.filter
 flat_map = _fns.flat_map
 each = _fns.each
 ordered = _fns.ordered
+batch = _fns.batch
+unbatch = _fns.unbatch
 concat = _fns.concat
 from_iterable = _fns.from_iterable
 to_iterable = _fns.to_iterable
@@ -94,6 +99,8 @@ __all__ = [
     "flat_map",
     "each",
     "ordered",
+    "batch",
+    "unbatch",
     "concat",
     "from_iterable",
     "to_iterable",

@@ -14,12 +14,13 @@ import threading
 import time
 from collections import deque
 from multiprocessing.connection import wait
-from typing import Any, Deque, Dict, List, Optional, Sequence
+from typing import Any, Deque, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
 from .._core.execution import Execution, ThreadRunner
+from .._core.progress import ALL_DONE, Window, admit
 from .._core.queue import IterableQueue
 from .._core.stage import Stage
 from . import spawning
@@ -47,6 +48,21 @@ REAP_SECONDS = 1.0
 _NO_SOURCE = object()
 
 
+class Held(NamedTuple):
+    """A batch a worker holds: its items' indices, its first take, and whether it was
+    taken with no room left downstream."""
+
+    indices: Sequence[Any]
+    start: int
+    beyond: bool
+
+
+#: What a source worker's results stand for (it holds no batch of ours).
+SOURCE_BATCH = Held((), 0, False)
+
+Taken4 = Tuple[Sequence[Any], Any, int, bool]
+
+
 class WorkerHandle:
     """The parent's side of one worker process: its pipe, and the batches it holds."""
 
@@ -58,8 +74,10 @@ class WorkerHandle:
         self.generation = 0
         #: batches the worker may still be sent (0 until it is READY)
         self.credit = 0
-        #: the indices of the batches it holds, oldest first (only values travel)
-        self.held: Deque[Sequence[Any]] = deque()
+        #: the batches it holds, oldest first (only values travel)
+        self.held: Deque[Held] = deque()
+        #: batches it holds that were taken with no room left downstream (at most one)
+        self.unreserved = 0
         #: f takes ``element_index``: batches travel with their indices
         self.indexed = False
         #: when its current item was sent (timeout watch)
@@ -90,12 +108,16 @@ class Supervisor(ThreadRunner):
         output: IterableQueue[Item],
         execution: Execution,
         source: Any = _NO_SOURCE,
+        windows: Tuple[Window, ...] = (),
     ) -> None:
         super().__init__(execution, f"pypeln-{stage.where}")
         self.stage = stage
         self.input = input
         self.output = output
         self.reads_source = source is not _NO_SOURCE
+        self.windows = windows
+        #: a source worker's watermark slot in a tracked output
+        self.slot = output.progress_slot() if output.tracked and self.reads_source else -1
         method = spawning.get_start_method(stage.options.get("start_method"))
         self.context: Any = spawning.context(method)
         job = Job(
@@ -123,6 +145,9 @@ class Supervisor(ThreadRunner):
         #: channels of replaced workers, closed at the end (a sender may still hold one)
         self.retired: List[Channel[Item]] = []
         self.released = False
+        #: items sent to workers and not yet delivered (they count against the output's room)
+        self.items_out = 0
+        self.budget_lock = threading.Lock()
         output.add_producers(n)
         try:
             for h in self.handles:
@@ -153,8 +178,11 @@ class Supervisor(ThreadRunner):
             h.channel = Channel(ours)
             h.generation += 1
             h.credit = 0
+            dropped = list(h.held)  # a replaced worker's batches are dropped
             h.held.clear()
             h.started = None
+        for held in dropped:
+            self._deliver(h, held, [])
         if self.cancelled:
             process.terminate()
 
@@ -228,8 +256,6 @@ class Supervisor(ThreadRunner):
     # -- feeding: one thread per worker --------------------------------------------------
 
     def _feed(self, h: WorkerHandle) -> None:
-        assert self.input is not None
-        get, get_columns = self.input.get_batch, self.input.get_columns
         timeout = self.timeout
         try:
             while True:
@@ -240,16 +266,17 @@ class Supervisor(ThreadRunner):
                         return
                     indexed = h.indexed
                 limit = 1 if timeout else min(h.sizer.limit, h.byte_limit)
-                # Only values travel, unless f takes element_index; indices stay here.
-                taken: Any = get(limit) if indexed else get_columns(limit)
+                taken = self._take(h, limit, indexed)
                 with h.cond:
                     channel, generation = h.channel, h.generation
                     if taken is None:
                         h.ended = True
                     else:
-                        indices, payload = (taken, taken) if indexed else taken
+                        indices, payload, start, beyond = taken
                         h.credit -= 1
-                        h.held.append(indices)  # (indexed: only its length is used)
+                        h.unreserved += beyond
+                        # (indexed: only the length of `indices` is used)
+                        h.held.append(Held(indices, start, beyond))
                         if timeout:
                             h.started = time.monotonic()
                 assert channel is not None
@@ -267,6 +294,45 @@ class Supervisor(ThreadRunner):
             pass
         except BaseException as e:  # e.g. an item that cannot be pickled
             self.execution.fail(e)
+
+    def _take(self, h: WorkerHandle, limit: int, indexed: bool) -> Optional[Taken4]:
+        """The next batch for `h`: (indices, what to send, first take, beyond the room).
+
+        With a bounded output, the batches of all the stage's workers together take no
+        more items than the output has room for, except one batch per worker (of one
+        item) when it is full: that one is computed and then waits for room, as a worker
+        holding a finished item does. The next waits until that one is delivered. Only
+        values travel, unless f takes element_index.
+        """
+        inq, out = self.input, self.output
+        assert inq is not None
+        bounded = bool(out.maxsize)
+        while True:
+            n, beyond = limit, False
+            if bounded:
+                with h.cond:
+                    while h.unreserved and not self.cancelled:
+                        h.cond.wait()
+                    if self.cancelled:
+                        raise Cancelled()
+                with self.budget_lock:
+                    room = out.room() - self.items_out
+                    n, beyond = (min(limit, room), False) if room > 0 else (1, True)
+                    self.items_out += n
+            taken: Optional[Tuple[Sequence[Any], Any, int]]
+            if indexed:
+                got = inq.get_tracked(n, not bounded)
+                taken = None if got is None else (got[0], got[0], got[1])
+            else:
+                taken = inq.get_columns(n, not bounded)
+            if bounded:
+                with self.budget_lock:
+                    self.items_out -= n - (len(taken[0]) if taken else 0)
+            if taken is not None and taken[0]:
+                return (*taken, beyond)
+            if taken is None:
+                return None
+            inq.wait_ready()
 
     # -- collecting: one thread per stage ------------------------------------------------
 
@@ -320,13 +386,15 @@ class Supervisor(ThreadRunner):
             with h.cond:
                 h.credit += 1
                 h.started = None
-                indices = h.held.popleft() if h.held else ()  # () for a source worker
+                held = h.held.popleft() if h.held else SOURCE_BATCH
                 h.cond.notify()
-            if indices:
-                h.sizer.update(len(indices), seconds)
-            out = decode_results(indices, result_kind, encoded)
-            if out:
-                self.output.put_batch(out)
+            if held.indices:
+                h.sizer.update(len(held.indices), seconds)
+            out = decode_results(held.indices, result_kind, encoded)
+            if self.reads_source:
+                self._put_read(out)
+            else:
+                self._deliver(h, held, out)
         elif kind == READY:
             with h.cond:
                 h.indexed = payload
@@ -334,10 +402,37 @@ class Supervisor(ThreadRunner):
                 h.cond.notify()
         elif kind == DONE:
             h.finished = True
+            if self.slot >= 0:
+                self.output.advance(self.slot, ALL_DONE)
             self.output.done()
         elif kind == FAILED:
             h.finished = True
             self.execution.fail(payload.exception())
+
+    def _deliver(self, h: WorkerHandle, held: Held, out: List[Item]) -> None:
+        """Put a batch's results downstream and report it finished."""
+        if out:
+            self.output.put_batch(out)
+        if self.output.maxsize:
+            with self.budget_lock:
+                self.items_out -= len(held.indices)
+            if held.beyond:
+                with h.cond:
+                    h.unreserved -= 1
+                    h.cond.notify_all()
+        assert self.input is not None
+        if self.input.progress is not None:
+            self.input.finish(held.start, len(held.indices))
+
+    def _put_read(self, items: List[Item]) -> None:
+        """Items a source worker read: within the windows, with their watermark."""
+        if not items:
+            return
+        last = items[-1][0][0]
+        admit(self.windows, last)
+        self.output.put_batch(items)
+        if self.slot >= 0:
+            self.output.advance(self.slot, last + 1)
 
     def _ended(self, h: WorkerHandle) -> None:
         """`h`'s process has exited: fine after DONE, else it died and the run fails."""

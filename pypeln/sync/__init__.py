@@ -9,17 +9,24 @@ Useful to debug a pipeline, and as the reference the other backends are tested a
 
 from __future__ import annotations
 
+import heapq
+from operator import itemgetter
 from typing import Any, Generator, Iterator, List
 
 from .._core.api import StageFunctions
+from .._core.batching import MAX_BATCH
 from .._core.element import Element, Item
+from .._core.errors import Cancelled
 from .._core.execution import Execution, ThreadRunner
 from .._core.inject import Resources, StageStatus, WorkerInfo
 from .._core.namespace import Namespace
-from .._core.queue import IterableQueue
+from .._core.ops import BATCH, FORWARD, ORDERED
+from .._core.queue import IterableQueue, deliver, take
 from .._core.sources import source_batches
 from .._core.stage import Partial, Stage, iter_batches
 from .._core.threadstop import Deadline, ItemTimeout
+
+_by_index = itemgetter(0)
 
 
 class _NoneActive:
@@ -28,7 +35,7 @@ class _NoneActive:
 
 
 def _items(node: Any) -> Generator[Item, None, None]:
-    """The items of `node`, lazily, in order, in the calling thread."""
+    """The items of `node`, lazily, in the calling thread."""
     if not isinstance(node, Stage):
         for batch in source_batches(node):
             yield from batch
@@ -36,18 +43,26 @@ def _items(node: Any) -> Generator[Item, None, None]:
     # Upstream runs are closed explicitly: an exception's traceback keeps these frames,
     # and with them any generator they hold, alive long after the error.
     if node.backend is not BACKEND:
-        batches = iter_batches(node, node.maxsize)
-        try:
-            for batch in batches:
-                yield from batch
-        finally:
-            batches.close()
+        yield from _foreign(node)
         return
-    upstream = _chain(node.deps)
+    if node.op is ORDERED:
+        upstream = _sorted_items(node.deps[0])
+    else:
+        upstream = _chain(node.deps)
     try:
         yield from _apply(node, upstream)
     finally:
         upstream.close()
+
+
+def _foreign(node: Stage[Any]) -> Generator[Item, None, None]:
+    """The items of a stage of another backend, run by its backend."""
+    batches = iter_batches(node, node.maxsize)
+    try:
+        for batch in batches:
+            yield from batch
+    finally:
+        batches.close()
 
 
 def _chain(deps: Any) -> Generator[Item, None, None]:
@@ -59,10 +74,46 @@ def _chain(deps: Any) -> Generator[Item, None, None]:
             items.close()
 
 
+def _sorted_items(node: Any) -> Generator[Item, None, None]:
+    """The items of `node` in index order, lazily: what a sync `ordered` emits.
+
+    Sources and sync operators keep index order, a `concat` merges its inputs' sorted
+    streams, and a stage of another backend is run through its own streaming `ordered`.
+    """
+    if not isinstance(node, Stage):
+        upstream = _items(node)
+    elif node.backend is not BACKEND:
+        upstream = _foreign(Stage(node.backend, ORDERED, (node,), where=node.where))
+    elif node.op is FORWARD:
+        streams = [_sorted_items(dep) for dep in node.deps]
+        try:
+            yield from heapq.merge(*streams, key=_by_index)
+        finally:
+            for stream in streams:
+                stream.close()
+        return
+    else:
+        inner = _sorted_items(node.deps[0])
+        upstream = _apply(node, inner)  # type: ignore[assignment]
+        try:
+            yield from upstream
+        finally:
+            inner.close()
+        return
+    try:
+        yield from upstream
+    finally:
+        upstream.close()
+
+
 def _apply(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Item]:
     """Run `stage` over `items` as its single worker (index 0), on_start and on_done included."""
-    if not stage.op.per_item:
-        yield from stage.op.stream(None, items, False)
+    op = stage.op
+    if op is BATCH:
+        yield from op.stream(stage.options["size"], items, False)
+        return
+    if not op.per_item:
+        yield from (items if op is ORDERED else op.stream(None, items, False))
         return
     resources = Resources(stage.where, stage.f, 0)
     if stage.on_start is not None:
@@ -71,7 +122,7 @@ def _apply(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Item]:
     if stage.timeout:
         yield from _apply_with_timeout(stage, f, items, indexed)
     else:
-        yield from stage.op.stream(f, items, indexed)
+        yield from op.stream(f, items, indexed)
     if stage.on_done is not None:
         stage.on_done(**resources.on_done_kwargs(stage.on_done, StageStatus(_NoneActive())))
 
@@ -112,7 +163,7 @@ class SyncExecution:
 
 
 class SyncRunner(ThreadRunner):
-    """A sync stage inside another backend's run: its generator, in a thread of its own."""
+    """A sync stage inside another backend's run: its one worker, in a thread of its own."""
 
     def __init__(
         self,
@@ -129,17 +180,34 @@ class SyncRunner(ThreadRunner):
         self.spawn(self._main)
 
     def _main(self) -> None:
+        stage, inq, out = self.stage, self.input, self.output
         try:
-            put = self.output.put
-            for item in _apply(self.stage, iter(self.input)):
-                put(item)
-            self.output.done()
+            resources = Resources(stage.where, stage.f, 0)
+            if stage.on_start is not None:
+                resources.add(stage.on_start(**resources.on_start_kwargs(stage.on_start)))
+            f, indexed = resources.bound_f()
+            while True:
+                taken = take(inq, out, MAX_BATCH)
+                if taken is None:
+                    break
+                if stage.timeout:
+                    outputs = list(_apply_with_timeout(stage, f, iter(taken[0]), indexed))
+                else:
+                    outputs = list(stage.op.stream(f, taken[0], indexed))
+                deliver(inq, out, outputs, taken)
+            if stage.on_done is not None:
+                status = StageStatus(_NoneActive())
+                stage.on_done(**resources.on_done_kwargs(stage.on_done, status))
+            out.done()
+        except Cancelled:
+            pass
         except BaseException as e:
             self.execution.fail(e)
 
 
 class SyncBackend:
     name = "sync"
+    reports_progress = True
 
     def start(self, stage: Stage[Any], maxsize: int) -> SyncExecution:
         return SyncExecution(stage)
@@ -162,6 +230,8 @@ filter = _fns.filter
 flat_map = _fns.flat_map
 each = _fns.each
 ordered = _fns.ordered
+batch = _fns.batch
+unbatch = _fns.unbatch
 concat = _fns.concat
 from_iterable = _fns.from_iterable
 to_iterable = _fns.to_iterable
@@ -173,6 +243,8 @@ __all__ = [
     "flat_map",
     "each",
     "ordered",
+    "batch",
+    "unbatch",
     "concat",
     "from_iterable",
     "to_iterable",

@@ -41,6 +41,8 @@ filter = _fns.filter
 flat_map = _fns.flat_map
 each = _fns.each
 ordered = _fns.ordered
+batch = _fns.batch
+unbatch = _fns.unbatch
 concat = _fns.concat
 from_iterable = _fns.from_iterable
 to_iterable = _fns.to_iterable
@@ -52,6 +54,8 @@ __all__ = [
     "flat_map",
     "each",
     "ordered",
+    "batch",
+    "unbatch",
     "concat",
     "from_iterable",
     "to_iterable",

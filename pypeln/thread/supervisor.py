@@ -45,7 +45,7 @@ class Supervisor(ThreadRunner):
         self.stage = stage
         self.input = input
         self.output = output
-        n = stage.workers if stage.op.per_item else 1
+        n = stage.workers
         self.active = ActiveWorkers(n)
         self.batch_cap = min(MAX_BATCH, stage.maxsize or MAX_BATCH)
         self.lock = threading.Lock()
@@ -56,7 +56,7 @@ class Supervisor(ThreadRunner):
     def start(self) -> None:
         for w in self.workers:
             w.start()
-        if self.stage.timeout and self.stage.op.per_item:
+        if self.stage.timeout:
             self.spawn(self._watch)
 
     def worker_finished(self) -> None:
@@ -64,6 +64,15 @@ class Supervisor(ThreadRunner):
 
     def cancel(self) -> None:
         self._stopped.set()
+
+    def _drop(self, worker: Worker) -> None:
+        """`worker`'s item overran: it is dropped (its room given back, its take finished)."""
+        taken = worker.current
+        if taken is not None:
+            if taken[2]:
+                self.output.put_batch([], taken[2])
+            if self.input.progress is not None:
+                self.input.finish(taken[1], len(taken[0]))
 
     def _watch(self) -> None:
         """Replace every worker whose current item has run longer than the timeout."""
@@ -78,6 +87,7 @@ class Supervisor(ThreadRunner):
                     left = w.started + timeout - now
                     if left <= 0:
                         w.abandoned = True
+                        self._drop(w)
                         assert w.thread is not None
                         raise_in_thread(w.thread, Abandoned)
                         self.threads.remove(w.thread)

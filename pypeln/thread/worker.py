@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .._core.batching import BatchSizer
-from .._core.element import Item
 from .._core.errors import Cancelled
 from .._core.inject import Resources, StageStatus
-from .._core.ops import run_batches
+from .._core.queue import Taken3, deliver, take
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -29,6 +28,8 @@ class Worker:
         #: when the current item started (timeout watch), None between items
         self.started: Optional[float] = None
         self.abandoned = False
+        #: the batch it works on under a timeout (the supervisor finishes it if it gives up)
+        self.current: Optional[Taken3] = None
         self.thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
@@ -41,13 +42,8 @@ class Worker:
             resources = Resources(stage.where, stage.f, self.index)
             if stage.on_start is not None:
                 resources.add(stage.on_start(**resources.on_start_kwargs(stage.on_start)))
-            f, indexed = resources.bound_f() if stage.f is not None else (None, False)
-            if stage.op.per_item:
-                self._run_items(f, indexed)
-            else:
-                put = sup.output.put_batch
-                for out in run_batches(stage.op, self._ready()):
-                    put(out)
+            f, indexed = resources.bound_f()
+            self._run_items(f, indexed)
             sup.worker_finished()
             if stage.on_done is not None:
                 status = StageStatus(sup.active)
@@ -59,15 +55,6 @@ class Worker:
             if not self.abandoned:
                 sup.execution.fail(e)
 
-    def _ready(self) -> Iterator[List[Item]]:
-        """The input, in batches of whatever is ready."""
-        get, cap = self.supervisor.input.get_batch, self.supervisor.batch_cap
-        while True:
-            batch = get(cap)
-            if batch is None:
-                return
-            yield batch
-
     def _run_items(self, f: Any, indexed: bool) -> None:
         """Apply `f` to batches of ready items, sized by how long the previous ones took.
 
@@ -75,28 +62,29 @@ class Worker:
         With a timeout, items go one at a time, each under the supervisor's watch.
         """
         sup = self.supervisor
-        stream, get, put = sup.stage.op.stream, sup.input.get_batch, sup.output.put_batch
+        stream, inq, out = sup.stage.op.stream, sup.input, sup.output
         watched = bool(sup.stage.timeout)
         sizer = BatchSizer(1 if watched else sup.batch_cap)
         clock = time.perf_counter
         while True:
-            batch = get(sizer.limit)
-            if batch is None:
+            taken = take(inq, out, sizer.limit)
+            if taken is None:
                 return
             if watched:
-                self._watch_item(True)
+                self._watch_item(taken)
             t = clock()
-            out = list(stream(f, batch, indexed))
+            outputs = list(stream(f, taken[0], indexed))
             if watched:
-                self._watch_item(False)
+                self._watch_item(None)
             else:
-                sizer.update(len(batch), clock() - t)
-            if out:
-                put(out)
+                sizer.update(len(taken[0]), clock() - t)
+            deliver(inq, out, outputs, taken)
 
-    def _watch_item(self, starting: bool) -> None:
-        """Tell the supervisor an item starts or ends; raise `Abandoned` if it gave up on us."""
+    def _watch_item(self, taken: Optional[Taken3]) -> None:
+        """Tell the supervisor an item starts (`taken`) or ends (None); raise `Abandoned`
+        if it gave up on us."""
         with self.supervisor.lock:
             if self.abandoned:
                 raise Abandoned()
-            self.started = time.monotonic() if starting else None
+            self.started = time.monotonic() if taken is not None else None
+            self.current = taken
