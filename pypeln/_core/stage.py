@@ -20,6 +20,7 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    NamedTuple,
     Optional,
     Tuple,
     TypeVar,
@@ -68,6 +69,40 @@ class Backend(Protocol):
     name: str
 
     def start(self, stage: Stage[Any], maxsize: int) -> Execution: ...
+
+
+class AsyncConsumer(NamedTuple):
+    """How stages are consumed from asyncio code; a backend provides it (`task`)."""
+
+    #: ``to_async_iterable(stage)``: the stage's values, for ``async for``
+    to_async_iterable: Callable[[Any], AsyncIterable[Any]]
+    #: ``collect(stage)``: an awaitable of the list of the stage's values
+    collect: Callable[[Any], Awaitable[List[Any]]]
+
+
+_async_consumer: Optional[AsyncConsumer] = None
+
+
+def set_async_consumer(
+    to_async_iterable: Callable[[Any], AsyncIterable[Any]],
+    collect: Callable[[Any], Awaitable[List[Any]]],
+) -> None:
+    """Make every Stage consumable with ``async for`` and ``await``, through these two.
+
+    The core runs no event loop of its own: the backend that does (`task`) registers
+    its consumers when imported.
+    """
+    global _async_consumer
+    _async_consumer = AsyncConsumer(to_async_iterable, collect)
+
+
+def _get_async_consumer(what: str) -> AsyncConsumer:
+    if _async_consumer is None:
+        raise RuntimeError(
+            f"{what} needs a backend that runs stages on an event loop, and none is "
+            "registered: import pypeln.task (importing pypeln does)"
+        )
+    return _async_consumer
 
 
 class Stage(Generic[T]):
@@ -133,17 +168,13 @@ class Stage(Generic[T]):
             return iter_elements(self, maxsize)
         return iter_values(self, maxsize)
 
-    # Every stage can be consumed from asyncio code; the `task` backend does the bridging.
+    # Every stage can be consumed from asyncio code, through the registered consumer.
     def __aiter__(self) -> AsyncIterator[T]:
-        from .. import task  # type: ignore[attr-defined,unused-ignore]
-
-        iterable: AsyncIterable[T] = task.to_async_iterable(self)
+        iterable: AsyncIterable[T] = _get_async_consumer("async for").to_async_iterable(self)
         return iterable.__aiter__()
 
     def __await__(self) -> Generator[Any, None, List[T]]:
-        from .. import task  # type: ignore[attr-defined,unused-ignore]
-
-        values: Awaitable[List[T]] = task.collect(self)
+        values: Awaitable[List[T]] = _get_async_consumer("await").collect(self)
         return values.__await__()
 
 

@@ -25,16 +25,16 @@ from .._core.execution import Execution, ExecutionBackend
 from .._core.inject import StageStatus, WorkerInfo
 from .._core.namespace import Namespace
 from .._core.queue import IterableQueue as ThreadQueue
-from .._core.stage import Partial, Stage
+from .._core.stage import Partial, Stage, set_async_consumer
 from .api import TaskStageFunctions
 from .consume import collect
 from .queue import IterableQueue
-from .run import QueueSource, SegmentRunner
+from .run import LoopBackend, QueueSource, SegmentRunner
 from .supervisor import Supervisor
 from .worker import Worker
 
 
-class TaskBackend(ExecutionBackend):
+class TaskBackend(ExecutionBackend, LoopBackend):
     """Runs task stages on an event loop; see the module's documentation."""
 
     name = "task"
@@ -98,6 +98,9 @@ from_iterable = _fns.from_iterable
 to_iterable = _fns.to_iterable
 to_async_iterable = _fns.to_async_iterable
 run = _fns.run
+
+# ``async for x in stage`` and ``await stage``, for a Stage of any backend.
+set_async_consumer(to_async_iterable, collect)
 
 __all__ = [
     "map",
