@@ -1,4 +1,5 @@
-"""The package's shape: arrows point down (the core imports no backend)."""
+"""The package's shape: arrows point down (the core imports no backend), and every module
+shows its public API only, the same on every backend."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pathlib
 from typing import Any, Dict, List, Set, Tuple
 
 import pytest
-from conftest import BACKEND_NAMES
+from conftest import BACKEND_NAMES, MODULE_API, MODULE_EXTRAS, WORKER_PARTS
 
 import pypeln as pl
 from pypeln._core import stage as core_stage
@@ -124,3 +125,39 @@ def test_every_stage_is_consumable_from_asyncio(name: str) -> None:
         return sorted(await stage), sorted([x async for x in stage])
 
     assert asyncio.run(consume()) == ([1, 2], [1, 2])
+
+
+# -- every module shows its public API only, the same on every backend -------------------
+
+#: Names that are not public (not in ``__all__``, not in ``dir``) but stay importable.
+KEPT_IMPORTABLE = {
+    "process": ["Channel"],  # one worker's pipe end: internal
+    "task": ["TaskBackend"],  # subclassed by extensions (and tests)
+}
+
+
+@pytest.mark.parametrize("name", BACKEND_NAMES)
+def test_dir_shows_the_public_api_only(name: str) -> None:
+    module = getattr(pl, name)
+    assert len(set(module.__all__)) == len(module.__all__), "a name is listed twice"
+    assert set(dir(module)) == set(module.__all__)
+    for public in module.__all__:
+        assert hasattr(module, public), public
+
+
+@pytest.mark.parametrize("name", BACKEND_NAMES)
+def test_every_module_exports_the_contract_and_only_documented_extras(name: str) -> None:
+    expected = set(MODULE_API) | set(MODULE_EXTRAS.get(name, ()))
+    if name != "sync":
+        expected |= set(WORKER_PARTS)
+    exported = set(getattr(pl, name).__all__)
+    assert not expected - exported, f"missing from pl.{name}.__all__"
+    assert not exported - expected, f"undocumented extras in pl.{name}.__all__"
+
+
+@pytest.mark.parametrize("name", sorted(KEPT_IMPORTABLE))
+def test_internal_names_stay_importable(name: str) -> None:
+    module = getattr(pl, name)
+    for internal in KEPT_IMPORTABLE[name]:
+        assert hasattr(module, internal)
+        assert internal not in module.__all__

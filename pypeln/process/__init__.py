@@ -12,7 +12,7 @@ start method for every run with `set_start_method`, or per stage with ``start_me
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from .._core.api import StageFunctions
 from .._core.element import Element, Item
@@ -21,7 +21,7 @@ from .._core.inject import StageStatus, WorkerInfo
 from .._core.queue import IterableQueue
 from .._core.stage import Partial, Stage
 from ..thread.supervisor import Supervisor as ThreadSupervisor
-from .channel import Channel
+from .channel import Channel as Channel  # not public: one worker's pipe end
 from .namespace import Namespace
 from .spawning import check_start_method, get_start_method, set_start_method
 from .supervisor import Supervisor
@@ -105,9 +105,13 @@ __all__ = [
     "Worker",
     "Supervisor",
     "IterableQueue",
-    "Channel",
     "WorkerInfo",
     "StageStatus",
     "set_start_method",
     "get_start_method",
 ]
+
+
+def __dir__() -> List[str]:
+    """The public API only (`__all__`)."""
+    return list(__all__)

@@ -18,7 +18,7 @@ be iterables or async iterables. A task stage can be consumed in three ways:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List
 
 from .._core.element import Element, Item
 from .._core.execution import Execution, ExecutionBackend
@@ -123,5 +123,9 @@ __all__ = [
     "IterableQueue",
     "WorkerInfo",
     "StageStatus",
-    "TaskBackend",
 ]
+
+
+def __dir__() -> List[str]:
+    """The public API only (`__all__`); `TaskBackend` stays importable, for extensions."""
+    return list(__all__)
