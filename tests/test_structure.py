@@ -1,18 +1,24 @@
-"""The package's shape: arrows point down (the core imports no backend), and every module
-shows its public API only, the same on every backend."""
+"""The package's shape: arrows point down (the core imports no backend), every module
+shows its public API only, the same on every backend, and each backend provides the
+core's contracts (`pypeln._core.contracts`; tests/typing/backend_contracts.py checks the
+same statically)."""
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import inspect
 import pathlib
+import textwrap
 from typing import Any, Dict, List, Set, Tuple
 
 import pytest
 from conftest import BACKEND_NAMES, MODULE_API, MODULE_EXTRAS, WORKER_PARTS
 
 import pypeln as pl
+from pypeln._core import contracts
 from pypeln._core import stage as core_stage
+from pypeln._core.execution import Execution
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -161,3 +167,175 @@ def test_internal_names_stay_importable(name: str) -> None:
     for internal in KEPT_IMPORTABLE[name]:
         assert hasattr(module, internal)
         assert internal not in module.__all__
+
+
+# -- each backend provides the core's contracts ------------------------------------------
+
+WORKER_BACKENDS = [name for name in BACKEND_NAMES if name != "sync"]
+
+#: Dunder methods a protocol may require; other underscored names are typing machinery.
+_DUNDERS = ("__iter__", "__aiter__", "__len__")
+
+
+def protocol_members(protocol: type) -> Dict[str, Any]:
+    """The members `protocol` declares, its bases' in `contracts` included."""
+    members: Dict[str, Any] = {}
+    for klass in reversed(protocol.__mro__):
+        if klass.__module__ != contracts.__name__:
+            continue
+        for name, value in vars(klass).items():
+            if not name.startswith("_") or name in _DUNDERS:
+                members[name] = value
+    return members
+
+
+def instance_attributes(cls: type) -> Set[str]:
+    """The attributes instances of `cls` get: its slots and every ``self.x = ...``."""
+    names: Set[str] = set()
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("pypeln"):
+            continue
+        slots = vars(klass).get("__slots__", ())
+        names.update([slots] if isinstance(slots, str) else slots)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                if isinstance(node.value, ast.Name) and node.value.id == "self":
+                    names.add(node.attr)
+    return names
+
+
+def positional_parameters(function: Any) -> int:
+    """How many positional arguments `function` requires, ``self`` aside."""
+    parameters = list(inspect.signature(function).parameters.values())[1:]
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in positional and p.default is p.empty)
+
+
+def contract_problems(cls: type, protocol: type) -> List[str]:
+    """How `cls` fails to provide `protocol`'s members (their names, sync or async, and
+    the positional arguments the core passes); empty if it does."""
+    problems = []
+    attributes = instance_attributes(cls)
+    for name, member in protocol_members(protocol).items():
+        if isinstance(member, property):
+            if not hasattr(cls, name) and name not in attributes:
+                problems.append(f"{name}: missing attribute")
+            continue
+        implementation = getattr(cls, name, None)
+        if not callable(implementation):
+            problems.append(f"{name}: missing method")
+            continue
+        if inspect.iscoroutinefunction(member) != inspect.iscoroutinefunction(implementation):
+            problems.append(f"{name}: sync/async differs from the contract")
+        n = positional_parameters(member)
+        try:
+            inspect.signature(implementation).bind(None, *range(n))
+        except TypeError:
+            problems.append(f"{name}: cannot be called with {n} positional argument(s)")
+    return problems
+
+
+PROTOCOLS = [
+    contracts.Run,
+    contracts.Runner,
+    contracts.Startable,
+    contracts.Backend,
+    contracts.ConnectingBackend,
+    contracts.SourceReadingBackend,
+    contracts.Worker,
+    contracts.Supervisor,
+    contracts.IterableQueue,
+    contracts.BlockingIterableQueue,
+    contracts.AsyncIterableQueue,
+]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS, ids=lambda p: p.__name__)
+def test_every_hook_of_the_contracts_is_documented(protocol: type) -> None:
+    assert inspect.getdoc(protocol)
+    members = protocol_members(protocol)
+    assert members
+    for name, member in members.items():
+        doc = member.__doc__ if isinstance(member, property) else inspect.getdoc(member)
+        assert doc, f"{protocol.__name__}.{name} has no docstring"
+
+
+def test_the_contract_checker_sees_a_missing_or_wrong_hook() -> None:
+    class NotAQueue:
+        maxsize = 0
+
+        def __len__(self) -> int:
+            return 0
+
+        def add_producers(self) -> None: ...
+
+        async def done(self) -> None: ...
+
+    problems = contract_problems(NotAQueue, contracts.IterableQueue)
+    assert problems == [
+        "add_producers: cannot be called with 1 positional argument(s)",
+        "done: sync/async differs from the contract",
+        "close: missing method",
+    ]
+
+
+@pytest.mark.parametrize("name", BACKEND_NAMES)
+def test_every_backend_provides_the_backend_hooks(name: str) -> None:
+    backend = getattr(pl, name).from_iterable([]).backend
+    assert backend.name == name
+    assert contract_problems(type(backend), contracts.Backend) == []
+    run = backend.start(getattr(pl, name).from_iterable([1, 2]), 0)
+    try:
+        assert contract_problems(type(run), contracts.Run) == []
+        assert [x for batch in run for _, x in batch] == [1, 2]
+    finally:
+        run.cancel()
+        run.close()
+
+
+def test_the_optional_backend_hooks() -> None:
+    task_backend = type(pl.task.from_iterable([]).backend)
+    assert contract_problems(task_backend, contracts.ConnectingBackend) == []
+    process_backend = type(pl.process.from_iterable([]).backend)
+    assert contract_problems(process_backend, contracts.SourceReadingBackend) == []
+    for name in ("sync", "thread"):
+        backend = getattr(pl, name).from_iterable([]).backend
+        assert getattr(backend, "connect", None) is None
+        assert getattr(backend, "source_runner", None) is None
+
+
+def test_the_core_run_is_a_run() -> None:
+    assert contract_problems(Execution, contracts.Run) == []
+
+
+@pytest.mark.parametrize("part", WORKER_PARTS)
+def test_each_backend_has_a_part_of_its_own(part: str) -> None:
+    objects = [getattr(getattr(pl, name), part) for name in WORKER_BACKENDS]
+    assert all(inspect.isclass(o) for o in objects), objects
+    assert len({id(o) for o in objects}) == len(objects), f"{part} is shared: {objects}"
+    for name, o in zip(WORKER_BACKENDS, objects):  # its own, or the core's: no one else's
+        assert o.__module__.startswith((f"pypeln.{name}", "pypeln._core.")), (name, o)
+
+
+def _queue_contract(name: str) -> type:
+    return contracts.AsyncIterableQueue if name == "task" else contracts.BlockingIterableQueue
+
+
+@pytest.mark.parametrize("name", WORKER_BACKENDS)
+def test_each_backends_parts_provide_the_contracts(name: str) -> None:
+    module = getattr(pl, name)
+    assert contract_problems(module.Worker, contracts.Worker) == []
+    assert contract_problems(module.Supervisor, contracts.Supervisor) == []
+    assert contract_problems(module.IterableQueue, _queue_contract(name)) == []
+    if name != "task":  # a task supervisor is a coroutine of the run's loop, not a runner
+        assert contract_problems(module.Supervisor, contracts.Runner) == []
+
+
+def test_the_process_queue_is_the_core_queue_under_its_own_name() -> None:
+    queue = pl.process.IterableQueue(maxsize=1)
+    assert isinstance(queue, pl.thread.IterableQueue)
+    queue.add_producers(1)
+    queue.put(((0,), "x"))
+    queue.done()
+    assert list(queue) == [((0,), "x")]

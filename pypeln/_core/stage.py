@@ -1,9 +1,10 @@
 """The stage graph: immutable descriptions of work, composed with ``|``.
 
-A `Stage` only describes work. Iterating it asks its backend to `start` an `Execution`
-(queues, workers, supervisors) that yields batches of items and is torn down when the
-consumer finishes, breaks out or fails. Stages of other backends and plain iterables may
-stand anywhere upstream: each backend feeds them in through the same `Execution` interface.
+A `Stage` only describes work. Iterating it asks its backend to `start` a run (an
+`Execution` of queues, workers and supervisors, or `sync`'s generators) that yields
+batches of items and is torn down when the consumer finishes, breaks out or fails. Stages
+of other backends and plain iterables may stand anywhere upstream: each backend feeds them
+in through the same hooks (`pypeln._core.contracts`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from typing import (
     Union,
 )
 
-from typing_extensions import Protocol
-
+from .contracts import Backend as Backend  # what a stage function is bound to (api.py)
+from .contracts import Startable
 from .element import Element, Item
 from .ops import Operator
 
@@ -51,24 +52,6 @@ class Undefined:
 
 
 UNDEFINED = Undefined()
-
-
-class Execution(Protocol):
-    """A running stage: an iterator of batches of items, cancellable from any thread."""
-
-    def __iter__(self) -> Iterator[List[Item]]: ...
-
-    def cancel(self) -> None:
-        """Stop everything the execution started; idempotent, callable from any thread."""
-
-    def close(self) -> None:
-        """Release what it holds (join workers); call once iteration is over or cancelled."""
-
-
-class Backend(Protocol):
-    name: str
-
-    def start(self, stage: Stage[Any], maxsize: int) -> Execution: ...
 
 
 class AsyncConsumer(NamedTuple):
@@ -128,7 +111,7 @@ class Stage(Generic[T]):
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Startable,
         op: Operator,
         deps: Tuple[Any, ...],
         f: Optional[Callable[..., Any]] = None,

@@ -18,11 +18,12 @@ from .._core.api import StageFunctions
 from .._core.element import Element, Item
 from .._core.execution import Execution, ExecutionBackend
 from .._core.inject import StageStatus, WorkerInfo
-from .._core.queue import IterableQueue
+from .._core.queue import IterableQueue as ThreadQueue
 from .._core.stage import Partial, Stage
 from ..thread.supervisor import Supervisor as ThreadSupervisor
 from .channel import Channel as Channel  # not public: one worker's pipe end
 from .namespace import Namespace
+from .queue import IterableQueue
 from .spawning import check_start_method, get_start_method, set_start_method
 from .supervisor import Supervisor
 from .worker import Worker
@@ -34,8 +35,8 @@ class ProcessBackend(ExecutionBackend):
     def runner(
         self,
         stage: Stage[Any],
-        inq: IterableQueue[Item],
-        out: IterableQueue[Item],
+        inq: ThreadQueue[Item],
+        out: ThreadQueue[Item],
         execution: Execution,
     ) -> Any:
         if not stage.op.per_item:  # ordered, concat, from_iterable: moving items only
@@ -43,7 +44,7 @@ class ProcessBackend(ExecutionBackend):
         return Supervisor(stage, inq, out, execution)
 
     def source_runner(
-        self, stage: Stage[Any], iterable: Any, out: IterableQueue[Item], execution: Execution
+        self, stage: Stage[Any], iterable: Any, out: ThreadQueue[Item], execution: Execution
     ) -> Supervisor:
         """Reads `iterable` in a process of its own (``from_iterable(..., use_thread=False)``)."""
         return Supervisor(stage, None, out, execution, source=iterable)
