@@ -23,11 +23,30 @@ STAGE_FUNCTIONS = [
     "flat_map",
     "each",
     "ordered",
+    "batch",
+    "unbatch",
     "concat",
     "from_iterable",
     "to_iterable",
     "run",
 ]
+#: What every module exports (its ``__all__``, API.md): the stage functions and these types.
+MODULE_API = [
+    *STAGE_FUNCTIONS,
+    "Namespace",
+    "Stage",
+    "Partial",
+    "Element",
+    "WorkerInfo",
+    "StageStatus",
+]
+#: What every module with workers (all but `sync`) exports besides: its three parts.
+WORKER_PARTS = ["Worker", "Supervisor", "IterableQueue"]
+#: The documented extras of some modules, on top of the above.
+MODULE_EXTRAS = {
+    "process": ["set_start_method", "get_start_method"],
+    "task": ["to_async_iterable", "collect"],
+}
 #: Backends whose workers run concurrently with the consumer.
 CONCURRENT_BACKEND_NAMES = [name for name in BACKEND_NAMES if name != "sync"]
 

@@ -46,3 +46,9 @@ def test_ruff_clean():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.timeout(300)
+def test_backends_provide_the_core_contracts():
+    result = _mypy("--strict", "tests/typing/backend_contracts.py")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -436,7 +436,7 @@ class StageFunctions:
         restores the items.
 
         >>> import pypeln as pl
-        >>> list(range(5) | {pl}.ordered | {pl}.batch(2) | {pl}.ordered)
+        >>> list({pl}.ordered(range(5)) | {pl}.batch(2) | {pl}.ordered)
         [[0, 1], [2, 3], [4]]
         """
         where = self._where("batch")
@@ -461,7 +461,7 @@ class StageFunctions:
         Each item's index is its list's index extended by its position, as after `flat_map`.
 
         >>> import pypeln as pl
-        >>> list([[1, 2], [], [3]] | {pl}.unbatch | {pl}.ordered)
+        >>> list({pl}.unbatch([[1, 2], [], [3]]) | {pl}.ordered)
         [1, 2, 3]
         """
         where = self._where("unbatch")

@@ -1,9 +1,10 @@
 """The stage graph: immutable descriptions of work, composed with ``|``.
 
-A `Stage` only describes work. Iterating it asks its backend to `start` an `Execution`
-(queues, workers, supervisors) that yields batches of items and is torn down when the
-consumer finishes, breaks out or fails. Stages of other backends and plain iterables may
-stand anywhere upstream: each backend feeds them in through the same `Execution` interface.
+A `Stage` only describes work. Iterating it asks its backend to `start` a run (an
+`Execution` of queues, workers and supervisors, or `sync`'s generators) that yields
+batches of items and is torn down when the consumer finishes, breaks out or fails. Stages
+of other backends and plain iterables may stand anywhere upstream: each backend feeds them
+in through the same hooks (`pypeln._core.contracts`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    NamedTuple,
     Optional,
     Tuple,
     TypeVar,
     Union,
 )
 
-from typing_extensions import Protocol
-
+from .contracts import Backend as Backend  # what a stage function is bound to (api.py)
+from .contracts import Startable
 from .element import Element, Item
 from .ops import Operator
 
@@ -52,22 +54,38 @@ class Undefined:
 UNDEFINED = Undefined()
 
 
-class Execution(Protocol):
-    """A running stage: an iterator of batches of items, cancellable from any thread."""
+class AsyncConsumer(NamedTuple):
+    """How stages are consumed from asyncio code; a backend provides it (`task`)."""
 
-    def __iter__(self) -> Iterator[List[Item]]: ...
-
-    def cancel(self) -> None:
-        """Stop everything the execution started; idempotent, callable from any thread."""
-
-    def close(self) -> None:
-        """Release what it holds (join workers); call once iteration is over or cancelled."""
+    #: ``to_async_iterable(stage)``: the stage's values, for ``async for``
+    to_async_iterable: Callable[[Any], AsyncIterable[Any]]
+    #: ``collect(stage)``: an awaitable of the list of the stage's values
+    collect: Callable[[Any], Awaitable[List[Any]]]
 
 
-class Backend(Protocol):
-    name: str
+_async_consumer: Optional[AsyncConsumer] = None
 
-    def start(self, stage: Stage[Any], maxsize: int) -> Execution: ...
+
+def set_async_consumer(
+    to_async_iterable: Callable[[Any], AsyncIterable[Any]],
+    collect: Callable[[Any], Awaitable[List[Any]]],
+) -> None:
+    """Make every Stage consumable with ``async for`` and ``await``, through these two.
+
+    The core runs no event loop of its own: the backend that does (`task`) registers
+    its consumers when imported.
+    """
+    global _async_consumer
+    _async_consumer = AsyncConsumer(to_async_iterable, collect)
+
+
+def _get_async_consumer(what: str) -> AsyncConsumer:
+    if _async_consumer is None:
+        raise RuntimeError(
+            f"{what} needs a backend that runs stages on an event loop, and none is "
+            "registered: import pypeln.task (importing pypeln does)"
+        )
+    return _async_consumer
 
 
 class Stage(Generic[T]):
@@ -93,7 +111,7 @@ class Stage(Generic[T]):
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Startable,
         op: Operator,
         deps: Tuple[Any, ...],
         f: Optional[Callable[..., Any]] = None,
@@ -133,17 +151,13 @@ class Stage(Generic[T]):
             return iter_elements(self, maxsize)
         return iter_values(self, maxsize)
 
-    # Every stage can be consumed from asyncio code; the `task` backend does the bridging.
+    # Every stage can be consumed from asyncio code, through the registered consumer.
     def __aiter__(self) -> AsyncIterator[T]:
-        from .. import task  # type: ignore[attr-defined,unused-ignore]
-
-        iterable: AsyncIterable[T] = task.to_async_iterable(self)
+        iterable: AsyncIterable[T] = _get_async_consumer("async for").to_async_iterable(self)
         return iterable.__aiter__()
 
     def __await__(self) -> Generator[Any, None, List[T]]:
-        from .. import task  # type: ignore[attr-defined,unused-ignore]
-
-        values: Awaitable[List[T]] = task.collect(self)
+        values: Awaitable[List[T]] = _get_async_consumer("await").collect(self)
         return values.__await__()
 
 

@@ -12,17 +12,18 @@ start method for every run with `set_start_method`, or per stage with ``start_me
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 from .._core.api import StageFunctions
 from .._core.element import Element, Item
 from .._core.execution import Execution, ExecutionBackend
 from .._core.inject import StageStatus, WorkerInfo
 from .._core.progress import Window
-from .._core.queue import IterableQueue
+from .._core.queue import IterableQueue as ThreadQueue
 from .._core.stage import Partial, Stage
-from .channel import Channel
+from .channel import Channel as Channel  # not public: one worker's pipe end
 from .namespace import Namespace
+from .queue import IterableQueue
 from .spawning import check_start_method, get_start_method, set_start_method
 from .supervisor import Supervisor
 from .worker import Worker
@@ -34,8 +35,8 @@ class ProcessBackend(ExecutionBackend):
     def runner(
         self,
         stage: Stage[Any],
-        inq: IterableQueue[Item],
-        out: IterableQueue[Item],
+        inq: ThreadQueue[Item],
+        out: ThreadQueue[Item],
         execution: Execution,
     ) -> Supervisor:
         return Supervisor(stage, inq, out, execution)
@@ -44,7 +45,7 @@ class ProcessBackend(ExecutionBackend):
         self,
         stage: Stage[Any],
         iterable: Any,
-        out: IterableQueue[Item],
+        out: ThreadQueue[Item],
         execution: Execution,
         windows: Tuple[Window, ...] = (),
     ) -> Supervisor:
@@ -112,9 +113,13 @@ __all__ = [
     "Worker",
     "Supervisor",
     "IterableQueue",
-    "Channel",
     "WorkerInfo",
     "StageStatus",
     "set_start_method",
     "get_start_method",
 ]
+
+
+def __dir__() -> List[str]:
+    """The public API only (`__all__`)."""
+    return list(__all__)

@@ -256,3 +256,8 @@ __all__ = [
     "WorkerInfo",
     "StageStatus",
 ]
+
+
+def __dir__() -> List[str]:
+    """The public API only (`__all__`)."""
+    return list(__all__)

@@ -18,23 +18,23 @@ be iterables or async iterables. A task stage can be consumed in three ways:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List
 
 from .._core.element import Element, Item
 from .._core.execution import Execution, ExecutionBackend
 from .._core.inject import StageStatus, WorkerInfo
 from .._core.namespace import Namespace
 from .._core.queue import IterableQueue as ThreadQueue
-from .._core.stage import Partial, Stage
+from .._core.stage import Partial, Stage, set_async_consumer
 from .api import TaskStageFunctions
 from .consume import collect
 from .queue import IterableQueue
-from .run import QueueSource, SegmentRunner
+from .run import LoopBackend, QueueSource, SegmentRunner
 from .supervisor import Supervisor
 from .worker import Worker
 
 
-class TaskBackend(ExecutionBackend):
+class TaskBackend(ExecutionBackend, LoopBackend):
     """Runs task stages on an event loop; see the module's documentation."""
 
     name = "task"
@@ -101,6 +101,9 @@ to_iterable = _fns.to_iterable
 to_async_iterable = _fns.to_async_iterable
 run = _fns.run
 
+# ``async for x in stage`` and ``await stage``, for a Stage of any backend.
+set_async_consumer(to_async_iterable, collect)
+
 __all__ = [
     "map",
     "filter",
@@ -124,5 +127,9 @@ __all__ = [
     "IterableQueue",
     "WorkerInfo",
     "StageStatus",
-    "TaskBackend",
 ]
+
+
+def __dir__() -> List[str]:
+    """The public API only (`__all__`); `TaskBackend` stays importable, for extensions."""
+    return list(__all__)

@@ -41,6 +41,14 @@ LOOP_READ_CHUNK = SEQUENCE_CHUNK
 OpenBatches = Callable[[], Iterator[List[Item]]]
 
 
+class LoopBackend:
+    """Base of the backends whose stages a `TaskRun` runs as tasks on its loop (`TaskBackend`).
+
+    A `TaskRun` fuses the stages of such a backend; stages of any other backend are run
+    by their own backend and read by a feeder thread.
+    """
+
+
 class QueueSource:
     """Stands for a thread-side queue as the input of a stage (see `TaskBackend.runner`)."""
 
@@ -163,7 +171,7 @@ class TaskRun:
     def connect(self, node: Any, out: Sink, use_thread: bool = True) -> None:
         """Make `node` (a Stage of any backend, or an iterable) produce into `out`."""
         cap = getattr(out, "maxsize", 0)
-        if isinstance(node, Stage) and isinstance(node.backend, self._backend_type()):
+        if isinstance(node, Stage) and isinstance(node.backend, LoopBackend):
             self._connect_stage(node, out)
         elif isinstance(node, Stage):
             self._connect_foreign(node, out)
@@ -177,12 +185,6 @@ class TaskRun:
             self._starters.append(lambda: _read_on_loop(node, out))
         else:
             self._feed(lambda: source_batches(node), out, cap)
-
-    @staticmethod
-    def _backend_type() -> Any:
-        from . import TaskBackend
-
-        return TaskBackend
 
     def _connect_stage(self, node: Stage[Any], out: Sink) -> None:
         use_thread = bool(node.options.get("use_thread", True))

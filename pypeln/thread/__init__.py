@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List
 
 from .._core.api import StageFunctions
 from .._core.element import Element, Item
@@ -70,3 +70,8 @@ __all__ = [
     "WorkerInfo",
     "StageStatus",
 ]
+
+
+def __dir__() -> List[str]:
+    """The public API only (`__all__`)."""
+    return list(__all__)
