@@ -2,25 +2,42 @@
 
 Hypothesis draws pipelines of 1-5 stages, each a random backend and operator, with
 random `workers` and `maxsize` (1 included), over random inputs (empty included). The
-multiset of outputs must equal what `pl.sync` gives, and exactly the source order right
-after `ordered`. A second property injects a failure at a random item of a random stage:
-the consumer gets exactly that exception, once, and every worker is gone afterwards.
+operators: map, filter, flat_map, each, concat, `ordered` (sometimes with a small
+`window`), `batch(k)` and `unbatch`, a map with a timeout it never overruns, and a map
+that overruns its timeout on one chosen value (that item is dropped).
+
+Between `batch` and `unbatch` items are lists, and the functions act on each value of a
+list, so the values that come out do not depend on how the items were grouped. The
+outputs must be the values `pl.sync` gives, as a multiset (lists flattened); in index
+order after a final `ordered`; and, when every batch was formed from a stream in source
+order, with exactly the reference's indices (and values too, when no `concat` made two
+items share an index). A second property injects a failure at a random item of a random
+stage: the consumer gets exactly that exception, once, and every worker is gone afterwards.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections import Counter
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Tuple
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import pypeln as pl
-from tests.conftest import BACKEND_NAMES, Leftovers
+from tests.conftest import BACKEND_NAMES, Leftovers, within
 
 pytestmark = pytest.mark.timeout(600)
+
+#: The `timeout` of the timed maps; their function never gets near it, but for one value.
+TIMEOUT = 0.5
+#: How long the overrunning function would take if it were not stopped.
+SLOW_SECONDS = 5.0
+#: The most one pipeline may take; a hang fails the example at once.
+PIPELINE_SECONDS = 60
 
 
 class Boom(Exception):
@@ -28,56 +45,152 @@ class Boom(Exception):
 
 
 # Module-level functions (with functools.partial) so process workers can unpickle them
-# with plain pickle too.
-def add(k: int, x: int, fail_at: Optional[int] = None) -> int:
+# with plain pickle too. Each takes an int, or a list of ints (between batch and unbatch)
+# and then acts on each of them.
+def check(x: int, fail_at: Optional[int]) -> None:
     if x == fail_at:
         raise Boom("boom", x)
+
+
+def add(k: int, x: Any, fail_at: Optional[int] = None) -> Any:
+    if isinstance(x, list):
+        return [add(k, v, fail_at) for v in x]
+    check(x, fail_at)
     return x + k
 
 
-def is_even(x: int, fail_at: Optional[int] = None) -> bool:
-    if x == fail_at:
-        raise Boom("boom", x)
+def is_even(x: Any, fail_at: Optional[int] = None) -> bool:
+    if isinstance(x, list):  # keep the batches that still hold something
+        for v in x:
+            check(v, fail_at)
+        return len(x) > 0
+    check(x, fail_at)
     return x % 2 == 0
 
 
-def spread(x: int, fail_at: Optional[int] = None) -> List[int]:
-    if x == fail_at:
-        raise Boom("boom", x)
+def spread(x: Any, fail_at: Optional[int] = None) -> List[Any]:
+    if isinstance(x, list):  # one batch: spread over each value (it may end up empty)
+        return [[y for v in x for y in spread(v, fail_at)]]
+    check(x, fail_at)
     return [x, x * 10 + 1][: x % 3]
 
 
-def ignore(x: int, fail_at: Optional[int] = None) -> None:
-    if x == fail_at:
-        raise Boom("boom", x)
+def ignore(x: Any, fail_at: Optional[int] = None) -> None:
+    for v in x if isinstance(x, list) else [x]:
+        check(v, fail_at)
 
 
-OPS = ["map", "filter", "flat_map", "each", "ordered", "concat"]
+def differs(slow: int, x: int) -> bool:
+    return x != slow
 
-StageSpec = Tuple[str, str, int, int]  # backend, operator, workers, maxsize
 
-stage_specs = st.tuples(
-    st.sampled_from(BACKEND_NAMES),
-    st.sampled_from(OPS),
-    st.integers(1, 4),
-    st.sampled_from([0, 0, 1, 2, 7]),
-)
+def _overrun() -> None:
+    # short sleeps: a thread can only be stopped between them
+    for _ in range(int(SLOW_SECONDS / 0.05)):
+        time.sleep(0.05)
+
+
+def slow_add(k: int, x: int, slow: Optional[int] = None, fail_at: Optional[int] = None) -> int:
+    check(x, fail_at)
+    if x == slow:
+        _overrun()
+    return x + k
+
+
+async def slow_add_async(
+    k: int, x: int, slow: Optional[int] = None, fail_at: Optional[int] = None
+) -> int:
+    check(x, fail_at)
+    if x == slow:
+        await asyncio.sleep(SLOW_SECONDS)
+    return x + k
+
+
+# -- pipelines -----------------------------------------------------------------------------
+
+
+class StageSpec(NamedTuple):
+    backend: str
+    op: str
+    workers: int
+    maxsize: int
+    #: `ordered`: its window (None: the default); `batch`: its size
+    arg: Optional[int] = None
+
+
+#: what may follow a stream of ints, and a stream of lists (after `batch`)
+OPS_ON_VALUES = ["map", "filter", "flat_map", "each", "ordered", "concat", "timed", "batch", "slow"]
+OPS_ON_LISTS = ["map", "filter", "flat_map", "each", "ordered", "concat", "timed", "unbatch"]
+WINDOWS = [None, 1, 2, 7]
+
+
+@st.composite
+def stages(draw: Any, op: str) -> StageSpec:
+    """One stage of operator `op`, on a random backend."""
+    arg = None
+    if op == "ordered":
+        arg = draw(st.sampled_from(WINDOWS))
+    elif op == "batch":
+        arg = draw(st.integers(1, 4))
+    backend = draw(st.sampled_from(BACKEND_NAMES))
+    workers = draw(st.integers(1, 4))
+    maxsize = draw(st.sampled_from([0, 0, 1, 2, 7]))
+    return StageSpec(backend, op, workers, maxsize, arg)
+
+
+@st.composite
+def pipelines(draw: Any, max_stages: int = 5, slow: bool = True) -> List[StageSpec]:
+    """1..max_stages stages, `unbatch` only after `batch`, at most one overrunning map.
+
+    Half of the `batch`es come right after an `ordered`, and half of the pipelines end
+    with one, so that exact comparisons are frequent.
+    """
+    spec: List[StageSpec] = []
+    batched, slow_left = False, slow
+    for _ in range(draw(st.integers(1, max_stages))):
+        ops = OPS_ON_LISTS if batched else OPS_ON_VALUES
+        op = draw(st.sampled_from([o for o in ops if slow_left or o != "slow"]))
+        if op == "batch" and draw(st.booleans()):
+            spec.append(draw(stages("ordered")))
+        spec.append(draw(stages(op)))
+        batched = (batched or op == "batch") and op != "unbatch"
+        slow_left = slow_left and op != "slow"
+    if spec[-1].op != "ordered" and draw(st.booleans()):
+        spec.append(draw(stages("ordered")))
+    return spec
 
 
 def build(
-    spec: List[StageSpec], source: List[int], backend_of: Any, fail: Optional[Tuple[int, int]]
+    spec: List[StageSpec],
+    source: List[int],
+    backend_of: Any,
+    fail: Optional[Tuple[int, int]] = None,
+    slow: Optional[int] = None,
+    reference: bool = False,
 ) -> Any:
     """The pipeline `spec` over `source`; `backend_of(name)` picks each stage's module.
 
     `fail = (stage position, value)` makes that stage's function raise `Boom` at that value.
+    The "slow" stage's function overruns its timeout at the value `slow`; in the
+    `reference`, that stage is a filter dropping `slow` followed by a plain map instead.
     """
     stage: Any = source
-    for pos, (name, op, workers, maxsize) in enumerate(spec):
+    for pos, (name, op, workers, maxsize, arg) in enumerate(spec):
         mod = backend_of(name)
         fail_at = fail[1] if fail is not None and fail[0] == pos else None
         kw = dict(workers=workers, maxsize=maxsize)
         if op == "map":
             stage = mod.map(functools.partial(add, pos + 1, fail_at=fail_at), stage, **kw)
+        elif op == "timed":
+            f = functools.partial(add, pos + 1, fail_at=fail_at)
+            stage = mod.map(f, stage, timeout=TIMEOUT, **kw)
+        elif op == "slow" and reference:
+            stage = mod.filter(functools.partial(differs, slow), stage, **kw)
+            stage = mod.map(functools.partial(add, pos + 1, fail_at=fail_at), stage, **kw)
+        elif op == "slow":
+            fn = slow_add_async if name == "task" else slow_add
+            f = functools.partial(fn, pos + 1, slow=slow, fail_at=fail_at)
+            stage = mod.map(f, stage, timeout=TIMEOUT, **kw)
         elif op == "filter":
             stage = mod.filter(functools.partial(is_even, fail_at=fail_at), stage, **kw)
         elif op == "flat_map":
@@ -85,28 +198,103 @@ def build(
         elif op == "each":
             stage = mod.each(functools.partial(ignore, fail_at=fail_at), stage, **kw)
         elif op == "ordered":
-            stage = mod.ordered(stage, maxsize=maxsize)
+            window = {} if arg is None else dict(window=arg)
+            stage = mod.ordered(stage, maxsize=maxsize, **window)
+        elif op == "batch":
+            stage = mod.batch(arg, stage, maxsize=maxsize)
+        elif op == "unbatch":
+            stage = mod.unbatch(stage, maxsize=maxsize)
         else:  # concat of two branches: the stage so far, and that stage mapped
             branch = mod.map(functools.partial(add, 1000, fail_at=fail_at), stage, **kw)
             stage = mod.concat([stage, branch], maxsize=maxsize)
     return stage
 
 
-def reference(spec: List[StageSpec], source: List[int]) -> List[Any]:
-    return list(build(spec, source, lambda _: pl.sync, None))
+def elements(stage: Any, consumer: Any) -> List[pl.Element]:
+    """The run's `Element`s, read through `consumer.to_iterable`, within PIPELINE_SECONDS."""
+    return within(PIPELINE_SECONDS, list, consumer.to_iterable(stage, return_index=True))
 
 
-@given(spec=st.lists(stage_specs, min_size=1, max_size=5), source=st.lists(st.integers(0, 50)))
-def test_random_pipelines_match_sync(spec: List[StageSpec], source: List[int]) -> None:
-    expected = reference(spec, source)
-    got = list(build(spec, source, lambda name: getattr(pl, name), None))
-    assert Counter(got) == Counter(expected)
-    if spec[-1][1] == "ordered" and not any(op == "concat" for _, op, _, _ in spec):
-        assert got == expected
+def reference(spec: List[StageSpec], source: List[int], slow: Optional[int] = None) -> Any:
+    return elements(build(spec, source, lambda _: pl.sync, slow=slow, reference=True), pl.sync)
+
+
+def flat(values: List[Any]) -> List[int]:
+    """The ints of `values`, lists (batches) opened."""
+    out: List[int] = []
+    for v in values:
+        out.extend(v if isinstance(v, list) else [v])
+    return out
+
+
+def frozen(e: pl.Element) -> Tuple[Any, Any]:
+    return e.index, tuple(e.value) if isinstance(e.value, list) else e.value
+
+
+def order_facts(spec: List[StageSpec]) -> Tuple[bool, bool, bool]:
+    """(every batch was formed from a stream in index order, any batch, any concat).
+
+    A stream is in index order after `ordered`, and `pl.sync` stages keep it so; they also
+    keep the order of the source itself. Any other stage, and `concat`, may not.
+    """
+    state = "source"  # or "ordered", or "mixed"
+    batches_in_order, any_batch, any_concat = True, False, False
+    for s in spec:
+        if s.op == "batch":
+            any_batch = True
+            sync_from_source = state == "source" and s.backend == "sync"
+            batches_in_order &= state == "ordered" or sync_from_source
+        if s.op == "ordered":
+            state = "ordered"
+        elif s.op == "concat":
+            any_concat = True
+            state = "mixed"
+        elif s.backend != "sync":
+            state = "mixed"
+    return batches_in_order, any_batch, any_concat
+
+
+def slow_value(spec: List[StageSpec], source: List[int], data: st.DataObject) -> Optional[int]:
+    """A value that reaches the overrunning stage (rare in its input, to keep runs short)."""
+    pos = next((i for i, s in enumerate(spec) if s.op == "slow"), None)
+    if pos is None:
+        return None
+    counts = Counter(e.value for e in reference(spec[:pos], source))
+    candidates = sorted(v for v, n in counts.items() if n <= 2)
+    if not candidates:
+        return None
+    return data.draw(st.sampled_from(candidates), label="overrunning value")
+
+
+@given(spec=pipelines(), source=st.lists(st.integers(0, 50), max_size=30), data=st.data())
+def test_random_pipelines_match_sync(
+    spec: List[StageSpec], source: List[int], data: st.DataObject
+) -> None:
+    slow = slow_value(spec, source, data)
+    expected = reference(spec, source, slow)
+    stage = build(spec, source, lambda name: getattr(pl, name), slow=slow)
+    got = elements(stage, getattr(pl, spec[-1].backend))
+    assert Counter(flat([e.value for e in got])) == Counter(flat([e.value for e in expected]))
+
+    batches_in_order, any_batch, any_concat = order_facts(spec)
+    if not any_batch or (batches_in_order and not any_concat):
+        assert Counter(map(frozen, got)) == Counter(map(frozen, expected))
+    if spec[-1].op == "ordered":
+        indices = [e.index for e in got]
+        assert indices == sorted(indices), "ordered must yield in index order"
+        if batches_in_order:
+            assert indices == [e.index for e in expected]
+            if not any_concat:  # no two items share an index: the order is exactly sync's
+                assert [e.value for e in got] == [e.value for e in expected]
+
+
+def drain(stage: Any) -> None:
+    for _ in stage:
+        pass
 
 
 @given(
-    spec=st.lists(stage_specs, min_size=1, max_size=4),
+    spec=pipelines(max_stages=4, slow=False),
     source=st.lists(st.integers(0, 30), min_size=1, max_size=40),
     data=st.data(),
 )
@@ -114,19 +302,17 @@ def test_random_failures_reach_the_consumer_once(
     spec: List[StageSpec], source: List[int], data: st.DataObject
 ) -> None:
     # fail in a stage that has a function, at a value that reaches it (per the reference)
-    candidates = [i for i, (_, op, _, _) in enumerate(spec) if op not in ("ordered",)]
+    candidates = [i for i, s in enumerate(spec) if s.op not in ("ordered", "batch", "unbatch")]
     if not candidates:
         return
     pos = data.draw(st.sampled_from(candidates), label="failing stage")
-    reaching = reference(spec[:pos], source) if pos else list(source)
-    if spec[pos][1] == "concat":
-        pass  # the branch function sees the same items as the stage input
+    # a concat's branch function sees the same items as the stage's input
+    reaching = flat([e.value for e in reference(spec[:pos], source)]) if pos else list(source)
     if not reaching:
         return
     value = data.draw(st.sampled_from(reaching), label="failing value")
     before = Leftovers()
     with pytest.raises(Boom) as info:
-        for _ in build(spec, source, lambda name: getattr(pl, name), (pos, value)):
-            pass
+        within(PIPELINE_SECONDS, drain, build(spec, source, lambda n: getattr(pl, n), (pos, value)))
     assert info.value.args == ("boom", value)
     assert before.wait_gone(5) == []
