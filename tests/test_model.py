@@ -239,12 +239,18 @@ def order_facts(spec: List[StageSpec]) -> Tuple[bool, bool, bool]:
     """
     state = "source"  # or "ordered", or "mixed"
     batches_in_order, any_batch, any_concat = True, False, False
+    largest_batch = 0
     for s in spec:
         if s.op == "batch":
             any_batch = True
+            largest_batch = max(largest_batch, s.arg)
             sync_from_source = state == "source" and s.backend == "sync"
             batches_in_order &= state == "ordered" or sync_from_source
         if s.op == "ordered":
+            # A window smaller than a batch upstream makes that batch go out partial
+            # (rather than wait for items the window holds back).
+            if s.arg and s.arg < largest_batch:
+                batches_in_order = False
             state = "ordered"
         elif s.op == "concat":
             any_concat = True

@@ -30,7 +30,7 @@ so an implementation may name its parameters as it likes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Tuple, TypeVar
 
 from typing_extensions import Protocol
 
@@ -38,6 +38,7 @@ from .element import Item
 
 if TYPE_CHECKING:
     from .execution import Execution
+    from .progress import Window
     from .queue import IterableQueue as ThreadQueue
     from .stage import Stage
 
@@ -129,6 +130,17 @@ class Backend(Startable, Protocol):
     absent): `ConnectingBackend.connect` and `SourceReadingBackend.source_runner`.
     """
 
+    @property
+    def reports_progress(self) -> bool:
+        """Whether its runners keep watermarks in tracked queues, so that an `ordered`
+        downstream can stream (see `pypeln._core.progress`).
+
+        A runner whose `input` is tracked (``input.tracked``) takes its batches with
+        ``input.get_tracked`` (or `pypeln._core.queue.take`) and calls
+        ``input.finish(first_take, n)`` once the outputs of those takes are in `output`,
+        or are dropped; the core passes the watermarks it covers on to `output`.
+        """
+
     def runner(
         self,
         stage: Stage[Any],
@@ -142,12 +154,13 @@ class Backend(Startable, Protocol):
         `input` was made for the stage by the execution (bounded by ``stage.maxsize``,
         shared by ``stage.workers`` consumers for a per-item operator, else by one) and
         its upstream is already connected to it; the runner takes items from it until it
-        ends and puts the results into `output`. Called for every stage of the backend
-        that is not fused away (``concat``, and ``from_iterable`` unless it has
-        ``use_thread=False``, are when they have no ``maxsize``) and not wired by
-        `ConnectingBackend.connect`, the item-moving operators included (``ordered``,
-        ``concat``, ``from_iterable``: for these ``stage.op.per_item`` is false and
-        ``stage.f`` is None).
+        ends and puts the results into `output`. Called for every per-item stage of the
+        backend (map, filter, flat_map, each) that is not wired by
+        `ConnectingBackend.connect`; the stages that only move items (``ordered``,
+        ``batch``, ``unbatch``, ``concat`` and ``from_iterable``) are run by the core for
+        every backend. A worker computes no more items than `output` has room for, plus
+        one when it is full (`pypeln._core.queue.take`): that is what makes ``maxsize``
+        an exact bound.
         """
 
 
@@ -161,11 +174,13 @@ class ConnectingBackend(Backend, Protocol):
         """Make `stage` produce into `output` in `execution`, its upstream included.
 
         Called, instead of any wiring of the core (no fusion, no input queue, no
-        `Backend.runner`), for each of this backend's stages that the execution meets
-        while connecting the graph. The backend registers its producers on `output`,
-        connects upstream stages of other backends and plain iterables through
-        ``execution.connect(node, queue)`` into queues from ``execution.queue(maxsize,
-        consumers)``, and adds its runners with ``execution.add_runner``.
+        `Backend.runner`), for each of this backend's per-item stages that the execution
+        meets while connecting the graph, except upstream of a streaming ``ordered``
+        (where `Backend.runner` runs each stage alone between tracked queues). The
+        backend registers its producers on `output`, connects upstream stages of other
+        backends and plain iterables through ``execution.connect(node, queue)`` into
+        queues from ``execution.queue(maxsize, consumers)``, and adds its runners with
+        ``execution.add_runner``.
         """
 
 
@@ -174,9 +189,19 @@ class SourceReadingBackend(Backend, Protocol):
     (``from_iterable(..., use_thread=False)``; `process`: in a process of their own)."""
 
     def source_runner(
-        self, stage: Stage[Any], iterable: Any, output: ThreadQueue[Item], execution: Execution, /
+        self,
+        stage: Stage[Any],
+        iterable: Any,
+        output: ThreadQueue[Item],
+        execution: Execution,
+        windows: Tuple[Window, ...],
+        /,
     ) -> Runner:
         """The `Runner` that reads `iterable`, an input of `stage`, into `output`.
+
+        Upstream of a streaming ``ordered`` it reads no position that `windows` do not
+        admit yet (`pypeln._core.progress.admit`) and, if `output` is tracked, advances
+        its own watermark slot as it reads.
 
         Called for the input of a ``from_iterable(..., use_thread=False)`` stage of this
         backend when it is not a Stage (lists, tuples and ranges included; a Stage input

@@ -19,8 +19,7 @@ import threading
 import time
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-from typing_extensions import Protocol
-
+from .contracts import Runner
 from .element import Item
 from .errors import Cancelled
 from .ops import FORWARD, ORDERED
@@ -42,21 +41,6 @@ class Region(NamedTuple):
 
 
 UNTRACKED = Region()
-
-
-class Runner(Protocol):
-    """Runs one stage of an `Execution` (its workers and their supervision)."""
-
-    def start(self) -> None: ...
-
-    def cancel(self) -> None:
-        """The run is cancelled: stop taking items (queues are already closed)."""
-
-    def join(self, deadline: float) -> bool:
-        """Wait, until `deadline` (time.monotonic), for every worker to end; True if they did."""
-
-    def kill(self) -> None:
-        """Stop workers that are still running after `join` gave up."""
 
 
 class Execution:
@@ -110,7 +94,7 @@ class Execution:
             self._connect_moving(node, out, region)
             return
         wire = getattr(node.backend, "connect", None)
-        if wire is not None:
+        if wire is not None and not region.tracked:
             # The backend wires the stage (and the stages of its own it depends on) itself,
             # e.g. to run a whole segment of `task` stages on one event loop.
             wire(node, out, self)

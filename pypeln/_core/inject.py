@@ -8,7 +8,8 @@ those entries whose name they declare as a parameter, plus the special names
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, FrozenSet, Mapping, NamedTuple, Optional, Protocol
+import threading
+from typing import Any, Callable, Dict, FrozenSet, Mapping, NamedTuple, Optional, Protocol, Tuple
 
 
 class WorkerInfo(NamedTuple):
@@ -21,6 +22,27 @@ class Counter(Protocol):
     """How many workers of a stage are still running (shared across threads or processes)."""
 
     def value(self) -> int: ...
+
+
+class WorkerCount:
+    """How many workers of a stage are still running, in one process (a `Counter`)."""
+
+    def __init__(self, n: int = 0) -> None:
+        self._n = n
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self._n += n
+
+    def finish(self) -> int:
+        """One worker has finished its items; how many are left."""
+        with self._lock:
+            self._n -= 1
+            return self._n
+
+    def value(self) -> int:
+        return self._n
 
 
 class StageStatus:
@@ -110,3 +132,56 @@ class Resources:
 
     def on_done_kwargs(self, on_done: Callable[..., Any], status: StageStatus) -> Dict[str, Any]:
         return pick(on_done, {**self.values, "stage_status": status})
+
+
+class Lifecycle:
+    """One worker's life, written once for every backend: `on_start`, then `f` for each
+    item (its resources injected), then `on_done`.
+
+    A backend only decides where it runs (a thread, a worker process, an event loop);
+    `task` awaits the callbacks with `start_async` and `done_async`.
+    """
+
+    def __init__(
+        self,
+        where: str,
+        f: Optional[Callable[..., Any]],
+        on_start: Optional[Callable[..., Any]],
+        on_done: Optional[Callable[..., Any]],
+        index: int = 0,
+    ) -> None:
+        self.resources = Resources(where, f, index)
+        self.on_start = on_start
+        self.on_done = on_done
+
+    def start(self) -> Tuple[Callable[..., Any], bool]:
+        """Run `on_start`; `f` with its resources bound, and whether it takes the index."""
+        r, on_start = self.resources, self.on_start
+        if on_start is not None:
+            r.add(on_start(**r.on_start_kwargs(on_start)))
+        return r.bound_f()
+
+    def done(self, active: Counter) -> None:
+        """Run `on_done`; `active` counts the stage's workers still running."""
+        r, on_done = self.resources, self.on_done
+        if on_done is not None:
+            on_done(**r.on_done_kwargs(on_done, StageStatus(active)))
+
+    async def start_async(self) -> Tuple[Callable[..., Any], bool]:
+        r, on_start = self.resources, self.on_start
+        if on_start is not None:
+            r.add(await call_maybe_async(on_start, **r.on_start_kwargs(on_start)))
+        return r.bound_f()
+
+    async def done_async(self, active: Counter) -> None:
+        r, on_done = self.resources, self.on_done
+        if on_done is not None:
+            await call_maybe_async(on_done, **r.on_done_kwargs(on_done, StageStatus(active)))
+
+
+async def call_maybe_async(f: Callable[..., Any], **kwargs: Any) -> Any:
+    """``f(**kwargs)``, awaited if it returns an awaitable."""
+    result = f(**kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result

@@ -203,9 +203,14 @@ class IterableQueue(Generic[T]):
         return self.maxsize - len(self._items) - self._reserved
 
     def on_room(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once (from a consumer's thread) the next time items are taken."""
+        """Call `callback` once: now if there is room, else (from a consumer's thread) the
+        next time items are taken."""
         with self._lock:
-            self._room_callbacks.append(callback)
+            full = bool(self.maxsize) and len(self._items) + self._reserved >= self.maxsize
+            if full:
+                self._room_callbacks.append(callback)
+        if not full:
+            callback()
 
     # -- watermarks (tracked queues) -----------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, List, NamedTuple, Optional, Sequence
 from .._core.batching import MAX_BATCH
 from .._core.element import Item
 from .._core.errors import Cancelled, Failure
-from .._core.inject import Resources, StageStatus
+from .._core.inject import Lifecycle
 from .._core.ops import Operator
 from .._core.queue import IterableQueue
 from .._core.sources import source_batches
@@ -101,10 +101,8 @@ class Worker:
             channel.close()
 
     def _process(self, job: Job, channel: Channel[Item]) -> None:
-        resources = Resources(job.where, job.f, self.index)
-        if job.on_start is not None:
-            resources.add(job.on_start(**resources.on_start_kwargs(job.on_start)))
-        f, indexed = resources.bound_f()
+        life = Lifecycle(job.where, job.f, job.on_start, job.on_done, self.index)
+        f, indexed = life.start()
         stream = job.op.stream
         clock = time.perf_counter
         recv, send = channel.recv, channel.send
@@ -121,9 +119,7 @@ class Worker:
             send(RESULT, (clock() - start, *result))
         if self.active is not None:
             self.active[self.index] = 0
-        if job.on_done is not None:
-            status = StageStatus(ActiveWorkers(self.active))
-            job.on_done(**resources.on_done_kwargs(job.on_done, status))
+        life.done(ActiveWorkers(self.active))
         send(DONE)
 
     def _read(self, job: Job, channel: Channel[Item]) -> None:

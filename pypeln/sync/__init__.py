@@ -18,7 +18,7 @@ from .._core.batching import MAX_BATCH
 from .._core.element import Element, Item
 from .._core.errors import Cancelled
 from .._core.execution import Execution, ThreadRunner
-from .._core.inject import Resources, StageStatus, WorkerInfo
+from .._core.inject import Lifecycle, StageStatus, WorkerCount, WorkerInfo
 from .._core.namespace import Namespace
 from .._core.ops import BATCH, FORWARD, ORDERED
 from .._core.queue import IterableQueue, deliver, take
@@ -27,11 +27,6 @@ from .._core.stage import Partial, Stage, iter_batches
 from .._core.threadstop import Deadline, ItemTimeout
 
 _by_index = itemgetter(0)
-
-
-class _NoneActive:
-    def value(self) -> int:
-        return 0
 
 
 def _items(node: Any) -> Generator[Item, None, None]:
@@ -115,16 +110,13 @@ def _apply(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Item]:
     if not op.per_item:
         yield from (items if op is ORDERED else op.stream(None, items, False))
         return
-    resources = Resources(stage.where, stage.f, 0)
-    if stage.on_start is not None:
-        resources.add(stage.on_start(**resources.on_start_kwargs(stage.on_start)))
-    f, indexed = resources.bound_f()
+    life = Lifecycle(stage.where, stage.f, stage.on_start, stage.on_done)
+    f, indexed = life.start()
     if stage.timeout:
         yield from _apply_with_timeout(stage, f, items, indexed)
     else:
         yield from op.stream(f, items, indexed)
-    if stage.on_done is not None:
-        stage.on_done(**resources.on_done_kwargs(stage.on_done, StageStatus(_NoneActive())))
+    life.done(WorkerCount(0))
 
 
 def _apply_with_timeout(
@@ -182,10 +174,8 @@ class SyncRunner(ThreadRunner):
     def _main(self) -> None:
         stage, inq, out = self.stage, self.input, self.output
         try:
-            resources = Resources(stage.where, stage.f, 0)
-            if stage.on_start is not None:
-                resources.add(stage.on_start(**resources.on_start_kwargs(stage.on_start)))
-            f, indexed = resources.bound_f()
+            life = Lifecycle(stage.where, stage.f, stage.on_start, stage.on_done)
+            f, indexed = life.start()
             while True:
                 taken = take(inq, out, MAX_BATCH)
                 if taken is None:
@@ -195,9 +185,7 @@ class SyncRunner(ThreadRunner):
                 else:
                     outputs = list(stage.op.stream(f, taken[0], indexed))
                 deliver(inq, out, outputs, taken)
-            if stage.on_done is not None:
-                status = StageStatus(_NoneActive())
-                stage.on_done(**resources.on_done_kwargs(stage.on_done, status))
+            life.done(WorkerCount(0))
             out.done()
         except Cancelled:
             pass

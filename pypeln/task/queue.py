@@ -74,6 +74,8 @@ class IterableQueue(Generic[T]):
         self._getters: Deque[asyncio.Future[None]] = deque()
         self._putters: Deque[asyncio.Future[None]] = deque()
         self._closed = False
+        #: items taken so far (a tracked stage numbers its items by it)
+        self.popped = 0
         #: called when an item is put and no consumer waits (a stage may then add workers)
         self.on_backlog: Optional[Callable[[], None]] = None
 
@@ -245,6 +247,10 @@ class ThreadSink:
         self._blocked = False
         self._ended = False
         self._waiters: Deque[asyncio.Future[None]] = deque()
+        self._room_asked = False
+        #: where finished takes are reported (a tracked stage's thread-side input queue)
+        self.report: Optional[Callable[[int, int], None]] = None
+        self._finished: List[int] = []
 
     def add_producers(self, n: int) -> None:
         if self._producers <= 0 < n:
@@ -258,7 +264,9 @@ class ThreadSink:
             self._schedule()
 
     def full(self) -> bool:
-        return self._blocked
+        """Whether what waits to be handed over fills the room left in the queue."""
+        queue = self.queue
+        return self._blocked or (bool(queue.maxsize) and len(self._buffer) >= queue.room())
 
     def put_nowait(self, item: Item) -> None:
         self._buffer.append(item)
@@ -267,13 +275,20 @@ class ThreadSink:
             self.loop.call_soon(self._flush)
 
     async def wait_room(self) -> None:
-        while self._blocked:
+        while self.full():
             fut = self.loop.create_future()
             self._waiters.append(fut)
+            self._schedule()  # the flush hands over what it can, then asks for room
             try:
                 await fut
             finally:
                 fut.cancel()
+
+    def finished(self, take: int) -> None:
+        """The item of take number `take` is done: report it once its outputs are handed
+        over (tracked stages only)."""
+        self._finished.append(take)
+        self._schedule()
 
     async def put_many(self, items: List[Item]) -> None:
         if self._blocked:
@@ -294,15 +309,34 @@ class ThreadSink:
                 n = self.queue.put_batch_nowait(buffer, self._room_from_thread)
                 self._buffer = buffer[n:] if n < len(buffer) else []
             self._blocked = bool(self._buffer) and bool(self.queue.maxsize)
-            if not self._blocked:
+            if not self.full():
                 IterableQueue._wake_all(self._waiters)
+            elif self._waiters and not self._room_asked:
+                self._room_asked = True  # flush again once the consumer takes something
+                self.queue.on_room(self._room_from_thread)
+            if self._finished and not self._buffer:
+                self._report()
             if self._ended and not self._buffer:
                 self._ended = False
                 self.queue.done()
         except Cancelled:  # the run is being torn down
             self._buffer = []
 
+    def _report(self) -> None:
+        """Report the finished takes, as runs of consecutive numbers."""
+        takes, self._finished = sorted(self._finished), []
+        report = self.report
+        assert report is not None
+        start = prev = takes[0]
+        for take in takes[1:]:
+            if take != prev + 1:
+                report(start, prev + 1 - start)
+                start = take
+            prev = take
+        report(start, prev + 1 - start)
+
     def _room_from_thread(self) -> None:
+        self._room_asked = False
         try:
             self.loop.call_soon_threadsafe(self._schedule)
         except RuntimeError:  # the loop is closed: the run is over

@@ -27,7 +27,7 @@ from typing import Any, Callable, Coroutine, Iterator, List, Optional, Set
 from .._core.element import Item
 from .._core.errors import Cancelled
 from .._core.execution import GRACE_SECONDS, Execution
-from .._core.ops import FORWARD, ORDERED
+from .._core.ops import BATCH, FORWARD, ORDERED, UNBATCH, make_batch
 from .._core.queue import IterableQueue as ThreadQueue
 from .._core.sources import SEQUENCE_CHUNK, source_batches
 from .._core.stage import Stage
@@ -187,6 +187,9 @@ class TaskRun:
             self._feed(lambda: source_batches(node), out, cap)
 
     def _connect_stage(self, node: Stage[Any], out: Sink) -> None:
+        if self.execution is not None and node.op in (ORDERED, BATCH, UNBATCH):
+            self._connect_foreign(node, out)  # the run's own runner for these
+            return
         use_thread = bool(node.options.get("use_thread", True))
         if node.op is FORWARD and not node.maxsize:
             for dep in node.deps:
@@ -201,7 +204,17 @@ class TaskRun:
         elif node.op is FORWARD:
             out.add_producers(1)
             self._starters.append(lambda: _forward(inq, out))
+        elif node.op is BATCH:
+            out.add_producers(1)
+            self._starters.append(lambda: _batch(node, inq, out))
+        elif node.op is UNBATCH:
+            out.add_producers(1)
+            self._starters.append(lambda: _unbatch(inq, out))
         else:
+            source = node.deps[0] if len(node.deps) == 1 else None
+            if isinstance(source, QueueSource) and source.queue.tracked:
+                assert isinstance(out, ThreadSink)
+                out.report = source.queue.finish  # the stage alone, upstream of `ordered`
             self._starters.append(Supervisor(self, node, inq, out).main)
 
     def _connect_foreign(self, node: Stage[Any], out: Sink) -> None:
@@ -337,6 +350,37 @@ async def _emit_ordered(inq: IterableQueue[Item], out: Sink) -> None:
     items.sort(key=lambda item: item[0])
     for start in range(0, len(items), LOOP_READ_CHUNK):
         await out.put_many(items[start : start + LOOP_READ_CHUNK])
+    out.done()
+
+
+async def _batch(stage: Stage[Any], inq: IterableQueue[Item], out: Sink) -> None:
+    """`batch` on the loop: lists of up to `size` items; a partial one after `flush` idle
+    seconds, or at the end."""
+    size: int = stage.options["size"]
+    flush: float = stage.options.get("flush") or 0.0
+    held: List[Item] = []
+    while True:
+        try:
+            got = await asyncio.wait_for(inq.get_batch(size - len(held)), flush or None)
+        except asyncio.TimeoutError:
+            got = []
+        if got is None:
+            break
+        held.extend(got)
+        if held and (len(held) >= size or not got):
+            await out.put_many([make_batch(held)])
+            held = []
+    if held:
+        await out.put_many([make_batch(held)])
+    out.done()
+
+
+async def _unbatch(inq: IterableQueue[Item], out: Sink) -> None:
+    while True:
+        batch = await inq.get_batch(LOOP_READ_CHUNK)
+        if batch is None:
+            break
+        await out.put_many(UNBATCH.batch(batch))
     out.done()
 
 

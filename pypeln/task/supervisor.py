@@ -12,34 +12,17 @@ limit within a few loop iterations.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .._core.element import Item
-from .._core.inject import Resources, StageStatus
+from .._core.inject import Lifecycle, WorkerCount
 from .._core.stage import Stage
 from .queue import IterableQueue, Sink
 from .worker import Worker
 
 if TYPE_CHECKING:
     from .run import TaskRun
-
-
-async def call_maybe_async(f: Callable[..., Any], **kwargs: Any) -> Any:
-    """``f(**kwargs)``, awaited if it returns an awaitable."""
-    result = f(**kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
-class _ActiveWorkers:
-    def __init__(self, supervisor: Supervisor) -> None:
-        self._supervisor = supervisor
-
-    def value(self) -> int:
-        return self._supervisor.alive
 
 
 class Supervisor:
@@ -54,28 +37,26 @@ class Supervisor:
         self.output = output
         self.cap = stage.workers or sys.maxsize
         self.size = 0
-        self.alive = 0
+        #: worker tasks not finished yet
+        self.active = WorkerCount()
         self.starting = 0
         self.f: Any = None
         self.indexed = False
         self._finished: Optional[asyncio.Future[None]] = None
+        #: it reports each finished item to a tracked input (see `ThreadSink.finished`)
+        self.tracked = getattr(output, "report", None) is not None
         output.add_producers(1)
 
     async def main(self) -> None:
         """on_start, the workers until the input ends, on_done, then end the output."""
         stage = self.stage
-        resources = Resources(stage.where, stage.f, 0)
-        if stage.on_start is not None:
-            kwargs = resources.on_start_kwargs(stage.on_start)
-            resources.add(await call_maybe_async(stage.on_start, **kwargs))
-        self.f, self.indexed = resources.bound_f()
+        life = Lifecycle(stage.where, stage.f, stage.on_start, stage.on_done)
+        self.f, self.indexed = await life.start_async()
         self._finished = asyncio.get_running_loop().create_future()
         self.input.on_backlog = self._backlog
         self._spawn(1)
         await self._finished
-        if stage.on_done is not None:
-            kwargs = resources.on_done_kwargs(stage.on_done, StageStatus(_ActiveWorkers(self)))
-            await call_maybe_async(stage.on_done, **kwargs)
+        await life.done_async(self.active)
         self.output.done()
 
     def _backlog(self) -> None:
@@ -90,12 +71,12 @@ class Supervisor:
 
     def _spawn(self, n: int) -> None:
         self.starting += n
-        self.alive += n
+        self.active.add(n)
         for _ in range(n):
             self.run.spawn(Worker(self, self.size).run())
             self.size += 1
 
     def worker_finished(self) -> None:
-        self.alive -= 1
-        if self.alive == 0 and self._finished is not None and not self._finished.done():
+        left = self.active.finish()
+        if left == 0 and self._finished is not None and not self._finished.done():
             self._finished.set_result(None)

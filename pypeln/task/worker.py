@@ -36,6 +36,8 @@ class Worker:
         apply = sup.stage.op.apply_async
         f, indexed = sup.f, sup.indexed
         timeout = sup.stage.timeout
+        tracked = sup.tracked
+        take = 0
         out: List[Item] = []
         sup.starting -= 1
         try:
@@ -49,6 +51,9 @@ class Worker:
                     if got is None:
                         break
                     item = got
+                if tracked:  # items are numbered in the order they are taken
+                    take = queue.popped
+                    queue.popped = take + 1
                 if items and not getters and not sup.starting and sup.size < sup.cap:
                     sup.grow()
                 if timeout:
@@ -61,6 +66,8 @@ class Worker:
                             await output.wait_room()
                         put(result)
                     out.clear()
+                if tracked:
+                    output.finished(take)  # type: ignore[attr-defined]
         except asyncio.CancelledError:
             if sup.run.cancelled:
                 raise

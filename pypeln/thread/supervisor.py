@@ -10,25 +10,11 @@ from typing import Any, List
 from .._core.batching import MAX_BATCH
 from .._core.element import Item
 from .._core.execution import Execution, ThreadRunner
+from .._core.inject import WorkerCount
 from .._core.queue import IterableQueue
 from .._core.stage import Stage
 from .._core.threadstop import raise_in_thread
 from .worker import Abandoned, Worker
-
-
-class ActiveWorkers:
-    """How many workers of a stage are still running (read by `StageStatus`)."""
-
-    def __init__(self, n: int) -> None:
-        self._n = n
-        self._lock = threading.Lock()
-
-    def finish(self) -> None:
-        with self._lock:
-            self._n -= 1
-
-    def value(self) -> int:
-        return self._n
 
 
 class Supervisor(ThreadRunner):
@@ -46,7 +32,7 @@ class Supervisor(ThreadRunner):
         self.input = input
         self.output = output
         n = stage.workers
-        self.active = ActiveWorkers(n)
+        self.active = WorkerCount(n)
         self.batch_cap = min(MAX_BATCH, stage.maxsize or MAX_BATCH)
         self.lock = threading.Lock()
         self.workers: List[Worker] = [Worker(self, i) for i in range(n)]
@@ -58,9 +44,6 @@ class Supervisor(ThreadRunner):
             w.start()
         if self.stage.timeout:
             self.spawn(self._watch)
-
-    def worker_finished(self) -> None:
-        self.active.finish()
 
     def cancel(self) -> None:
         self._stopped.set()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .._core.batching import BatchSizer
 from .._core.errors import Cancelled
-from .._core.inject import Resources, StageStatus
+from .._core.inject import Lifecycle
 from .._core.queue import Taken3, deliver, take
 
 if TYPE_CHECKING:
@@ -39,15 +39,10 @@ class Worker:
         sup = self.supervisor
         stage = sup.stage
         try:
-            resources = Resources(stage.where, stage.f, self.index)
-            if stage.on_start is not None:
-                resources.add(stage.on_start(**resources.on_start_kwargs(stage.on_start)))
-            f, indexed = resources.bound_f()
-            self._run_items(f, indexed)
-            sup.worker_finished()
-            if stage.on_done is not None:
-                status = StageStatus(sup.active)
-                stage.on_done(**resources.on_done_kwargs(stage.on_done, status))
+            life = Lifecycle(stage.where, stage.f, stage.on_start, stage.on_done, self.index)
+            self._run_items(*life.start())
+            sup.active.finish()
+            life.done(sup.active)
             sup.output.done()
         except (Cancelled, Abandoned):
             pass
