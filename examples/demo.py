@@ -84,6 +84,27 @@ def main() -> None:
         )
         show("task fetch (50 at once) -> thread crunch", start, results)
 
+    # Batches: crunch a list of numbers per call, then flatten; `ordered` streams, so the
+    # first result arrives long before the last page is fetched.
+    start = time.perf_counter()
+    stream = (
+        pages
+        | pl.thread.map(fetch, workers=25)
+        | pl.thread.flat_map(numbers)
+        | pl.thread.batch(16, timeout=0.05)
+        | pl.thread.map(lambda ns: [crunch(n) for n in ns], workers=2)
+        | pl.thread.unbatch
+        | pl.thread.ordered
+    )
+    first_at = None
+    results = []
+    for item in stream:
+        if first_at is None:
+            first_at = time.perf_counter() - start
+        results.append(item)
+    show("thread batch(16) -> crunch -> unbatch", start, results)
+    print(f"{'':<44} (ordered: first item after {first_at:.3f}s)")
+
     print("\nbackends available:", ", ".join(backends))
 
 

@@ -260,6 +260,31 @@ def test_window_bounds_reading_while_the_head_is_stuck(concurrent_backend, windo
     assert consumer.result(15) == list(range(n))
 
 
+@pytest.mark.timeout(60)
+def test_default_window_bounds_a_long_stream_behind_a_stuck_head(concurrent_backend, tmp_path):
+    # 100,000 fast items behind a stuck item 0: `ordered` holds at most a window of them
+    backend = concurrent_backend
+    hold = hold_zero_async if name_of(backend) == "task" else hold_zero
+    window = inspect.signature(backend.ordered).parameters["window"].default
+    source = CountingSource()
+    n = 100_000
+    stage = (
+        itertools.islice(source, n)
+        | backend.map(functools.partial(hold, str(tmp_path)), workers=3)
+        | backend.ordered
+    )
+    consumer = Consumer(stage)
+    try:
+        assert wait_until(lambda: (tmp_path / "started").exists(), 15), "f never got item 0"
+        assert wait_until(lambda: source.pulled >= window, 20), source.pulled
+        time.sleep(0.3)  # time enough for an unbounded reader to run further
+        pulled = source.pulled
+    finally:
+        (tmp_path / "release").touch()
+    assert pulled <= window + WINDOW_SLACK, f"read {pulled} items deep while item 0 was stuck"
+    assert consumer.result(40) == list(range(n))
+
+
 @pytest.mark.timeout(30)
 def test_window_of_one_is_sequential_without_deadlock(backend):
     stage = (

@@ -41,7 +41,7 @@ def _items(node: Any) -> Generator[Item, None, None]:
         yield from _foreign(node)
         return
     if node.op is ORDERED:
-        upstream = _sorted_items(node.deps[0])
+        upstream = _sorted_items(node.deps[0], node.options.get("window", 0))
     else:
         upstream = _chain(node.deps)
     try:
@@ -69,7 +69,7 @@ def _chain(deps: Any) -> Generator[Item, None, None]:
             items.close()
 
 
-def _sorted_items(node: Any) -> Generator[Item, None, None]:
+def _sorted_items(node: Any, window: int) -> Generator[Item, None, None]:
     """The items of `node` in index order, lazily: what a sync `ordered` emits.
 
     Sources and sync operators keep index order, a `concat` merges its inputs' sorted
@@ -78,9 +78,10 @@ def _sorted_items(node: Any) -> Generator[Item, None, None]:
     if not isinstance(node, Stage):
         upstream = _items(node)
     elif node.backend is not BACKEND:
-        upstream = _foreign(Stage(node.backend, ORDERED, (node,), where=node.where))
+        ordered: Stage[Any] = Stage(node.backend, ORDERED, (node,), options={"window": window})
+        upstream = _foreign(ordered)
     elif node.op is FORWARD:
-        streams = [_sorted_items(dep) for dep in node.deps]
+        streams = [_sorted_items(dep, window) for dep in node.deps]
         try:
             yield from heapq.merge(*streams, key=_by_index)
         finally:
@@ -88,7 +89,7 @@ def _sorted_items(node: Any) -> Generator[Item, None, None]:
                 stream.close()
         return
     else:
-        inner = _sorted_items(node.deps[0])
+        inner = _sorted_items(node.deps[0], window)
         upstream = _apply(node, inner)  # type: ignore[assignment]
         try:
             yield from upstream
