@@ -3,7 +3,8 @@
 Each case is a plain function ``case(n, **params) -> (seconds, output)``. It does its own
 set-up that must stay out of the timing (resolving names, building the input description),
 times the rest with ``time.perf_counter`` and returns the elapsed seconds together with the
-output it produced, so the caller can check the work was really done.
+output it produced, so the caller can check the work was really done. A case that measures
+more than time returns a third element, a dict of numbers (``pl_map_rss``: memory in MB).
 
 This module is imported by ``worker.py`` in a fresh interpreter for every row, possibly the
 interpreter of the pypeln 0.4.9 virtual environment. It must therefore import nothing at
@@ -18,6 +19,7 @@ import asyncio
 import concurrent.futures
 import importlib
 import multiprocessing
+import sys
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -134,13 +136,38 @@ def pl_pipeline(n: int, backend: str, workers: Optional[int] = None) -> Measured
     return time.perf_counter() - t0, out
 
 
-def pl_first_item(n: int, backend: str, fn: str, workers: Optional[int] = None) -> Measured:
-    """Time from starting to iterate ``pl.<backend>.map(fn, range(n))`` to its first item."""
-    pl_map_ = _operator(_backend(backend), "map")
+def pl_map_ordered(n: int, backend: str, fn: str, workers: Optional[int] = None) -> Measured:
+    """``pl.<backend>.map(fn, range(n), workers=workers) | pl.<backend>.ordered | list``
+
+    With each version's defaults: a streaming `ordered` with its default window now, one
+    that waits for its whole input and sorts it in pypeln 0.4.9.
+    """
+    mod = _backend(backend)
+    pl_map_, pl_ordered = _operator(mod, "map"), _operator(mod, "ordered")
     f = _fn(fn)
     kwargs = {} if workers is None else {"workers": workers}
     t0 = time.perf_counter()
-    items = iter(pl_map_(f, range(n), **kwargs))
+    out = list(pl_ordered(pl_map_(f, range(n), **kwargs)))
+    return time.perf_counter() - t0, out
+
+
+def pl_first_item(
+    n: int, backend: str, fn: str, workers: Optional[int] = None, ordered: bool = False
+) -> Measured:
+    """Time from starting to iterate ``pl.<backend>.map(fn, range(n))`` to its first item.
+
+    With ``ordered``, the stage is followed by ``pl.<backend>.ordered``.
+    """
+    mod = _backend(backend)
+    pl_map_ = _operator(mod, "map")
+    pl_ordered = _operator(mod, "ordered") if ordered else None
+    f = _fn(fn)
+    kwargs = {} if workers is None else {"workers": workers}
+    t0 = time.perf_counter()
+    stage = pl_map_(f, range(n), **kwargs)
+    if pl_ordered is not None:
+        stage = pl_ordered(stage)
+    items = iter(stage)
     first = next(items)
     elapsed = time.perf_counter() - t0
     # Leave early, as a consumer that only wanted one item would; the stage must tear down.
@@ -149,6 +176,63 @@ def pl_first_item(n: int, backend: str, fn: str, workers: Optional[int] = None) 
         close()
     del items
     return elapsed, [first]
+
+
+def _rss_mb() -> Optional[float]:
+    """This process's resident set size now (VmRSS), in MB; None where /proc is missing."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _maxrss_mb(who: int) -> float:
+    """``getrusage(who).ru_maxrss`` in MB (Linux reports kB, macOS bytes)."""
+    import resource
+
+    maxrss = resource.getrusage(who).ru_maxrss
+    return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
+
+
+def pl_map_rss(
+    n: int, backend: str, fn: str, workers: Optional[int] = None, ordered: bool = False
+) -> Tuple[float, Any, Dict[str, Optional[float]]]:
+    """A whole ``pl.<backend>.map(fn, range(n))`` run (``| ordered`` with ``ordered``), and
+    the peak RSS of this process over it.
+
+    The peak is ``getrusage(RUSAGE_SELF).ru_maxrss`` after the run: the high-water mark of
+    this process (not of its children) since it started, so it is the run's own peak only
+    in a fresh interpreter and on the first repetition (suite.py runs these rows once).
+    `ordered` and the queues it reads from live in this process; the worker processes only
+    run ``fn``. Also reported: the RSS just before the run (VmRSS), ru_maxrss before it, and
+    the largest ru_maxrss of the child processes waited for by the end of the run.
+    """
+    import resource
+
+    mod = _backend(backend)
+    pl_map_ = _operator(mod, "map")
+    pl_ordered = _operator(mod, "ordered") if ordered else None
+    f = _fn(fn)
+    kwargs = {} if workers is None else {"workers": workers}
+    rss_before = _rss_mb()
+    peak_before = _maxrss_mb(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    stage = pl_map_(f, range(n), **kwargs)
+    if pl_ordered is not None:
+        stage = pl_ordered(stage)
+    out = list(stage)
+    elapsed = time.perf_counter() - t0
+    memory = {
+        "peak_rss_mb": _maxrss_mb(resource.RUSAGE_SELF),
+        "rss_before_mb": rss_before,
+        "peak_before_mb": peak_before,
+        "children_peak_mb": _maxrss_mb(resource.RUSAGE_CHILDREN),
+    }
+    return elapsed, out, memory
 
 
 # --------------------------------------------------------------------------- built-ins
@@ -219,11 +303,13 @@ def ppe_pipeline(n: int, workers: int, chunksize: int) -> Measured:
 # --------------------------------------------------------------------------- multiprocessing
 
 
-def pool_map(n: int, fn: str, workers: int, chunksize: int) -> Measured:
+def pool_map(n: int, fn: str, workers: int, chunksize: int, ordered: bool = False) -> Measured:
+    """``Pool.imap_unordered``, or ``Pool.imap`` (results in input order) with ``ordered``."""
     f = _fn(fn)
     t0 = time.perf_counter()
     with multiprocessing.Pool(workers) as pool:
-        out = list(pool.imap_unordered(f, range(n), chunksize=chunksize))
+        imap = pool.imap if ordered else pool.imap_unordered
+        out = list(imap(f, range(n), chunksize=chunksize))
     return time.perf_counter() - t0, out
 
 
@@ -364,7 +450,11 @@ def selftest_sleep(n: int, seconds: float) -> Measured:
 
 
 def expected(check: str, n: int) -> Iterator[int]:
-    """The items a row must produce (in any order) for the given check name."""
+    """The items a row must produce (in any order) for the given check name.
+
+    A check name ending in ``-ordered`` wants the same items in exactly this order.
+    """
+    check = check[: -len("-ordered")] if check.endswith("-ordered") else check
     if check == "inc":
         return (x + 1 for x in range(n))
     if check == "identity":
@@ -383,10 +473,20 @@ def verify(check: str, n: int, out: Any) -> Optional[str]:
         if not 1 <= out[0] <= n:
             return f"first item {out[0]!r} is not x + 1 for any input"
         return None
+    if check == "first-ordered":
+        # After `ordered`, the first item can only be f(0).
+        if out != [1]:
+            return f"expected [1] (x + 1 for x = 0), got {out!r:.80}"
+        return None
     want = list(expected(check, n))
     got = list(out)
     if len(got) != len(want):
         return f"expected {len(want)} items, got {len(got)}"
+    if check.endswith("-ordered") and got != want:
+        at = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b)
+        if sorted(got) == want:
+            return f"right items, wrong order: first difference at position {at:,}"
+        return f"items differ from the expected ones, from position {at:,}"
     if sum(got) != sum(want) or sorted(got) != want:
         return "items differ from the expected ones"
     return None

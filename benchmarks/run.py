@@ -45,9 +45,11 @@ from suite import (  # noqa: E402
     LATENCY_MS,
     LEGACY,
     LEGACY_VERSION,
+    MEMORY,
     OURS,
     QUICK_SIZES,
     RATIO,
+    RSS_ABOVE_MB,
     TARGETS,
     TIME_VS_IDEAL,
     Row,
@@ -65,6 +67,13 @@ WORKLOADS: Dict[str, str] = {
     "pipeline": "map(x + 1) -> filter(even) -> map(x * 2), each stage with its own workers.",
     "first-item": "Time from starting to iterate a process stage over range(1,000,000) to its "
     "first item, pool start-up included. Lower is better.",
+    "ordered": "A trivial map followed by `ordered` (items back in source order), vs the same "
+    "map unordered and peers that keep order by nature. Higher items/s is better.",
+    "ordered-first-item": "Time from starting to iterate process.map | ordered over a big "
+    "input to its first item, vs the same stage without ordered. Lower is better.",
+    "ordered-memory": "Peak RSS of the consuming process (ru_maxrss, children excluded) over a "
+    "whole run of process.map | ordered, vs the same run without ordered; one run each. "
+    "Lower is better.",
 }
 
 
@@ -80,6 +89,7 @@ class Result:
     traceback: str = ""
     notes: List[str] = field(default_factory=list)
     pypeln_version: Optional[str] = None
+    measures: List[Dict[str, Optional[float]]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -96,6 +106,15 @@ class Result:
             return None
         return self.row.n / best if best > 0 else float("inf")
 
+    def measure(self, name: str) -> Optional[float]:
+        """The largest value of a measure over the repetitions (e.g. ``peak_rss_mb``)."""
+        values = [m[name] for m in self.measures if m.get(name) is not None] if self.ok else []
+        return max(v for v in values if v is not None) if values else None
+
+    @property
+    def peak_rss_mb(self) -> Optional[float]:
+        return self.measure("peak_rss_mb")
+
     @property
     def x_ideal(self) -> Optional[float]:
         best = self.best
@@ -108,11 +127,23 @@ def ratio(ours: Optional[Result], peer: Optional[Result]) -> Optional[float]:
     """How many times better ours is than peer: > 1 means ours wins."""
     if ours is None or peer is None or not ours.ok or not peer.ok:
         return None
+    if ours.row.metric == MEMORY:
+        return None  # compared by difference: see rss_above
     if ours.row.metric == LATENCY:
         assert ours.best is not None and peer.best is not None
         return peer.best / ours.best if ours.best > 0 else float("inf")
     assert ours.items_per_s is not None and peer.items_per_s is not None
     return ours.items_per_s / peer.items_per_s if peer.items_per_s > 0 else float("inf")
+
+
+def rss_above(ours: Optional[Result], peer: Optional[Result]) -> Optional[float]:
+    """MB by which ours's peak RSS is above peer's (negative: ours used less)."""
+    if ours is None or peer is None:
+        return None
+    mine, theirs = ours.peak_rss_mb, peer.peak_rss_mb
+    if mine is None or theirs is None:
+        return None
+    return mine - theirs
 
 
 # --------------------------------------------------------------------------- running a row
@@ -179,6 +210,8 @@ def run_row(
     row: Row, python: str, env: Dict[str, str], repeat: int, budget: float, timeout: float
 ) -> Result:
     result = Result(row)
+    if row.runs is not None:
+        repeat = min(repeat, row.runs)
     with tempfile.TemporaryDirectory(prefix="pypeln-bench-") as tmp:
         result_file = Path(tmp) / "result.json"
         stdout_file, stderr_file = Path(tmp) / "stdout", Path(tmp) / "stderr"
@@ -217,6 +250,7 @@ def run_row(
             result.reason = data.get("reason", "")
             result.traceback = data.get("traceback", "")
             result.pypeln_version = data.get("pypeln_version")
+            result.measures = list(data.get("measures", []))
             if killed:
                 result.notes.append(killed)
         elif killed == "timeout":
@@ -338,9 +372,13 @@ def workload_tables(results: Sequence[Result]) -> List[Tuple[str, List[str], Lis
         if not these:
             continue
         latency = these[0].row.metric == LATENCY
+        memory = these[0].row.metric == MEMORY
         with_ideal = any(r.row.ideal for r in these)
         if latency:
             headers = ["group", "row", "first item ms", "row ÷ ours", "note"]
+        elif memory:
+            headers = ["group", "row", "items", "s", "peak RSS MB", "RSS before MB"]
+            headers += ["ours − row MB", "largest child MB", "note"]
         else:
             headers = ["group", "row", "items", "best s", "items/s", "ours ÷ row"]
             if with_ideal:
@@ -356,6 +394,26 @@ def workload_tables(results: Sequence[Result]) -> List[Tuple[str, List[str], Lis
             if latency:
                 ms = _num(r.best * 1000) if r.best is not None else _status_text(r)
                 lines.append([r.row.group, r.row.label, ms, _ratio_text(rel), note])
+                continue
+            if memory:
+                cells = [r.row.group, r.row.label, f"{r.row.n:,}"]
+                if r.ok:
+                    above = rss_above(ours, r) if r.row.kind != OURS else None
+                    before = r.measure("peak_before_mb")
+                    if before is not None and (r.peak_rss_mb or 0) <= before:
+                        # ru_maxrss did not move: the process peaked before the run began
+                        note = "; ".join(x for x in [note, "peak reached before the run"] if x)
+                    cells += [
+                        _num(r.best),
+                        _num(r.peak_rss_mb, 4),
+                        _num(r.measure("rss_before_mb"), 4),
+                        "—" if above is None else f"{above:+,.1f}",
+                        _num(r.measure("children_peak_mb"), 4),
+                    ]
+                else:
+                    cells += [_status_text(r), "—", "—", "—", "—"]
+                cells.append(note)
+                lines.append(cells)
                 continue
             cells = [r.row.group, r.row.label, f"{r.row.n:,}"]
             if r.ok:
@@ -433,6 +491,19 @@ def judge(target: Target, by_key: Dict[str, Result]) -> Verdict:
     if target.kind == LATENCY_MS:
         ms = ours.best * 1000
         return Verdict(target, "PASS" if ms <= target.threshold else "FAIL", f"{ms:.1f} ms")
+    if target.kind == RSS_ABOVE_MB:
+        peer = by_key[target.peer or ""]
+        above = rss_above(ours, peer)
+        if above is None:
+            which = "peer" if ours.peak_rss_mb is not None else "ours"
+            status = peer.status if which == "peer" else "no peak RSS measured"
+            return Verdict(target, "N/A", f"{which}: {status}")
+        good = above <= target.threshold
+        return Verdict(
+            target,
+            "PASS" if good else "FAIL",
+            f"{ours.peak_rss_mb:,.1f} MB vs {peer.peak_rss_mb:,.1f} MB: {above:+,.1f} MB",
+        )
     raise ValueError(target.kind)
 
 
@@ -527,8 +598,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.no_legacy:
         rows = [r for r in rows if r.kind != LEGACY]
     if args.list:
+        width = max((len(r.key) for r in rows), default=0)
         for row in rows:
-            print(f"{row.key:32} {row.kind:6} n={row.n:<9,} {row.label}")
+            print(f"{row.key:{width}} {row.kind:6} n={row.n:<9,} {row.label}")
         return 0
     if not rows:
         print("no rows match", ", ".join(args.only), file=sys.stderr)
@@ -571,6 +643,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             assert result.best is not None
             if row.metric == LATENCY:
                 print(f"{result.best * 1000:9.1f} ms", flush=True)
+            elif row.metric == MEMORY:
+                peak = result.peak_rss_mb
+                print(
+                    f"{result.best:9.3f} s  peak RSS {'?' if peak is None else f'{peak:,.1f}'} MB",
+                    flush=True,
+                )
             else:
                 print(
                     f"{result.best:9.3f} s {result.items_per_s:12,.0f} items/s"
@@ -618,7 +696,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     md = ["# pypeln benchmark results", "", header, "", f"Command: `{command}`", ""]
     md.append(
         "Ratios are ours ÷ row (items/s), so > 1x means pypeln is faster; for first-item "
-        "latency it is row ÷ ours (ms). Rules: see benchmarks/README.md."
+        "latency it is row ÷ ours (ms); memory rows give ours − row (MB of peak RSS). "
+        "Rules: see benchmarks/README.md."
     )
     for workload, headers, lines in tables:
         md += ["", f"## {workload}", "", WORKLOADS[workload], "", markdown_table(headers, lines)]
@@ -658,6 +737,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 else None,
                 "ideal_s": r.row.ideal,
                 "x_ideal": r.x_ideal,
+                "peak_rss_mb": r.peak_rss_mb,
+                "ours_minus_row_rss_mb": rss_above(
+                    by_key.get(f"{r.row.workload}/{r.row.group}/ours"), r
+                )
+                if r.row.kind != OURS and r.row.metric == MEMORY
+                else None,
+                "measures": r.measures,
                 "note": "; ".join(n for n in [r.row.note, *r.notes] if n),
                 "reason": r.reason,
                 "traceback": r.traceback,

@@ -20,6 +20,11 @@ FULL_SIZES: Dict[str, int] = {
     "pipeline_legacy": 20_000,
     "pipeline_legacy_process": 20_000,
     "first_item": 1_000_000,
+    "ordered": 200_000,
+    "ordered_legacy": 20_000,
+    "ordered_legacy_process": 20_000,
+    "ordered_first_item": 1_000_000,
+    "ordered_memory": 1_000_000,
 }
 QUICK_SIZES: Dict[str, int] = {
     "overhead": 20_000,
@@ -31,17 +36,22 @@ QUICK_SIZES: Dict[str, int] = {
     "pipeline_legacy": 2_000,
     "pipeline_legacy_process": 1_000,
     "first_item": 1_000_000,
+    "ordered": 20_000,
+    "ordered_legacy": 2_000,
+    "ordered_legacy_process": 1_000,
+    "ordered_first_item": 1_000_000,
+    "ordered_memory": 200_000,
 }
 
 OURS, PEER, LEGACY = "ours", "peer", "legacy"
-THROUGHPUT, LATENCY = "throughput", "latency"
+THROUGHPUT, LATENCY, MEMORY = "throughput", "latency", "memory"
 
 
 @dataclass(frozen=True)
 class Row:
     """One measured line of the table: a workload run by one implementation."""
 
-    workload: str  # overhead | io-sleep | pipeline | first-item
+    workload: str  # overhead | io-sleep | pipeline | first-item | ordered | ordered-...
     group: str  # the backend the row is compared within: sync | thread | process | task
     slug: str  # short, stable name of the implementation inside the group
     label: str  # what the table shows
@@ -53,6 +63,7 @@ class Row:
     metric: str = THROUGHPUT
     ideal: Optional[float] = None  # seconds a perfect implementation would take
     note: str = ""
+    runs: Optional[int] = None  # at most this many repetitions, whatever --repeat says
 
     @property
     def key(self) -> str:
@@ -537,12 +548,216 @@ def build_rows(sizes: Dict[str, int]) -> List[Row]:
         params={"backend": "process", "fn": "inc", "workers": 2},
         metric=LATENCY,
     )
+    # 5. ordered: the cost of putting a stage's output back in source order. `ordered`
+    #    streams with a bounded window; each group also runs the same map without it (a
+    #    pypeln row that is a peer here, for the price of the order) and a peer that is
+    #    ordered by nature. pypeln 0.4.9's `ordered` waits for the whole input, then sorts.
+    w = "ordered"
+    n, n_old = sizes["ordered"], sizes["ordered_legacy"]
+    n_old_proc = sizes["ordered_legacy_process"]
+    in_order = "output checked in order"
+    add(
+        w,
+        "thread",
+        "ours",
+        "pl.thread.map workers=4 | pl.thread.ordered",
+        OURS,
+        "pl_map_ordered",
+        n,
+        "inc-ordered",
+        params={"backend": "thread", "fn": "inc", "workers": 4},
+        note=in_order,
+    )
+    add(
+        w,
+        "thread",
+        "unordered",
+        "pl.thread.map workers=4 (unordered)",
+        PEER,
+        "pl_map",
+        n,
+        "inc",
+        params={"backend": "thread", "fn": "inc", "workers": 4},
+        note="same stage without ordered",
+    )
+    add(
+        w,
+        "thread",
+        "tpe",
+        "ThreadPoolExecutor(4).map",
+        PEER,
+        "tpe_map",
+        n,
+        "inc-ordered",
+        params={"fn": "inc", "workers": 4},
+        note=in_order,
+    )
+    add(
+        w,
+        "thread",
+        "pypeln049",
+        f"{legacy} thread.map workers=4 | thread.ordered",
+        LEGACY,
+        "pl_map_ordered",
+        n_old,
+        "inc-ordered",
+        params={"backend": "thread", "fn": "inc", "workers": 4},
+        note="; ".join([in_order, *([fewer] if n_old != n else [])]),
+    )
+
+    add(
+        w,
+        "process",
+        "ours",
+        "pl.process.map workers=2 | pl.process.ordered",
+        OURS,
+        "pl_map_ordered",
+        n,
+        "inc-ordered",
+        params={"backend": "process", "fn": "inc", "workers": 2},
+        note=in_order,
+    )
+    add(
+        w,
+        "process",
+        "unordered",
+        "pl.process.map workers=2 (unordered)",
+        PEER,
+        "pl_map",
+        n,
+        "inc",
+        params={"backend": "process", "fn": "inc", "workers": 2},
+        note="same stage without ordered",
+    )
+    add(
+        w,
+        "process",
+        "pool",
+        f"multiprocessing.Pool(2).imap chunksize={CHUNKSIZE}",
+        PEER,
+        "pool_map",
+        n,
+        "inc-ordered",
+        params={"fn": "inc", "workers": 2, "chunksize": CHUNKSIZE, "ordered": True},
+        note=in_order,
+    )
+    add(
+        w,
+        "process",
+        "pypeln049",
+        f"{legacy} process.map workers=2 | process.ordered",
+        LEGACY,
+        "pl_map_ordered",
+        n_old_proc,
+        "inc-ordered",
+        params={"backend": "process", "fn": "inc", "workers": 2},
+        note="; ".join([in_order, *([fewer] if n_old_proc != n else [])]),
+    )
+
+    add(
+        w,
+        "task",
+        "ours",
+        "pl.task.map workers=100 | pl.task.ordered",
+        OURS,
+        "pl_map_ordered",
+        n,
+        "inc-ordered",
+        params={"backend": "task", "fn": "ainc", "workers": 100},
+        note=in_order,
+    )
+    add(
+        w,
+        "task",
+        "unordered",
+        "pl.task.map workers=100 (unordered)",
+        PEER,
+        "pl_map",
+        n,
+        "inc",
+        params={"backend": "task", "fn": "ainc", "workers": 100},
+        note="same stage without ordered",
+    )
+    add(
+        w,
+        "task",
+        "pypeln049",
+        f"{legacy} task.map workers=100 | task.ordered",
+        LEGACY,
+        "pl_map_ordered",
+        n_old,
+        "inc-ordered",
+        params={"backend": "task", "fn": "ainc", "workers": 100},
+        note="; ".join([in_order, *([fewer] if n_old != n else [])]),
+    )
+
+    # 6. ordered-first-item: `ordered` streams, so its first item (x = 0) must come about as
+    #    soon as the unordered stage's first item does, even over a big input.
+    w = "ordered-first-item"
+    n = sizes["ordered_first_item"]
+    add(
+        w,
+        "process",
+        "ours",
+        f"pl.process.map(range({n:,}), workers=2) | pl.process.ordered",
+        OURS,
+        "pl_first_item",
+        n,
+        "first-ordered",
+        params={"backend": "process", "fn": "inc", "workers": 2, "ordered": True},
+        metric=LATENCY,
+    )
+    add(
+        w,
+        "process",
+        "unordered",
+        f"pl.process.map(range({n:,}), workers=2) (unordered)",
+        PEER,
+        "pl_first_item",
+        n,
+        "first",
+        params={"backend": "process", "fn": "inc", "workers": 2},
+        metric=LATENCY,
+    )
+
+    # 7. ordered-memory: the peak RSS of a whole run over a big input. The window bounds what
+    #    `ordered` holds, so it should cost little more memory than the unordered stage.
+    #    ru_maxrss is a high-water mark that a later repetition cannot lower: one run each.
+    w = "ordered-memory"
+    n = sizes["ordered_memory"]
+    add(
+        w,
+        "process",
+        "ours",
+        f"pl.process.map(range({n:,}), workers=2) | pl.process.ordered",
+        OURS,
+        "pl_map_rss",
+        n,
+        "inc-ordered",
+        params={"backend": "process", "fn": "inc", "workers": 2, "ordered": True},
+        metric=MEMORY,
+        runs=1,
+    )
+    add(
+        w,
+        "process",
+        "unordered",
+        f"pl.process.map(range({n:,}), workers=2) (unordered)",
+        PEER,
+        "pl_map_rss",
+        n,
+        "inc",
+        params={"backend": "process", "fn": "inc", "workers": 2},
+        metric=MEMORY,
+        runs=1,
+    )
     return rows
 
 
 # --------------------------------------------------------------------------- targets
 
 RATIO, TIME_VS_IDEAL, LATENCY_MS = "ratio", "time-vs-ideal", "latency-ms"
+RSS_ABOVE_MB = "rss-above-mb"
 
 
 @dataclass(frozen=True)
@@ -551,10 +766,11 @@ class Target:
 
     text: str
     kind: str  # RATIO: ours/peer op threshold; TIME_VS_IDEAL: seconds <= threshold * ideal;
-    #            LATENCY_MS: first item within threshold ms
+    #            LATENCY_MS: first item within threshold ms;
+    #            RSS_ABOVE_MB: ours's peak RSS at most threshold MB above peer's
     ours: str  # row key
     threshold: float
-    peer: Optional[str] = None  # row key, for RATIO
+    peer: Optional[str] = None  # row key, for RATIO and RSS_ABOVE_MB
     strict: bool = False  # ">" instead of ">="
 
 
@@ -645,5 +861,25 @@ TARGETS: List[Target] = [
         TIME_VS_IDEAL,
         "io-sleep/task/ours",
         1.5,
+    ),
+    Target(
+        "thread.map trivial workers=4 | ordered >= 0.85x thread.map alone",
+        RATIO,
+        "ordered/thread/ours",
+        0.85,
+        "ordered/thread/unordered",
+    ),
+    Target(
+        "first item of process.map | ordered over 1,000,000 items within 200 ms",
+        LATENCY_MS,
+        "ordered-first-item/process/ours",
+        200,
+    ),
+    Target(
+        "peak RSS of process.map | ordered over 1,000,000 items <= unordered's + 100 MB",
+        RSS_ABOVE_MB,
+        "ordered-memory/process/ours",
+        100,
+        "ordered-memory/process/unordered",
     ),
 ]

@@ -8,6 +8,7 @@ Usage (normally only from run.py)::
 It writes one JSON object to ``result_file`` as soon as the row is done (before the
 interpreter starts shutting down, so a row whose threads or processes keep the interpreter
 alive still reports its timings). ``status`` is one of ``ok`` (``times``: seconds of each
+repetition; ``measures``: for cases that measure more than time, the numbers of each
 repetition), ``n/a`` (``reason``: the measured thing does not exist in this interpreter) or
 ``error`` (``reason``: what went wrong, ``traceback``).
 """
@@ -30,9 +31,10 @@ def _run(spec: Dict[str, Any]) -> Dict[str, Any]:
     repeat = max(1, int(spec.get("repeat", 1)))
     budget = float(spec.get("budget", 0) or 0)
     times = []
+    measures = []
     for _ in range(repeat):
         try:
-            elapsed, out = case(n, **params)
+            elapsed, out, *more = case(n, **params)
         except cases.NotAvailable as error:
             return {"status": "n/a", "reason": str(error)}
         except NotImplementedError as error:
@@ -42,10 +44,14 @@ def _run(spec: Dict[str, Any]) -> Dict[str, Any]:
         if problem is not None:
             return {"status": "error", "reason": f"wrong result: {problem}"}
         times.append(elapsed)
+        if more:
+            measures.append(more[0])
         # Slow rows stop repeating once they have used their share of the run's time.
         if budget and sum(times) >= budget:
             break
     result: Dict[str, Any] = {"status": "ok", "times": times}
+    if measures:
+        result["measures"] = measures
     pypeln = sys.modules.get("pypeln")
     if pypeln is not None:
         result["pypeln_version"] = str(getattr(pypeln, "__version__", "?"))

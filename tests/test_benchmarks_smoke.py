@@ -132,3 +132,42 @@ def test_only_matches_at_word_starts() -> None:
     assert {row.key for row in harness.selected(rows, ["pypeln049"])} == {
         row.key for row in rows if row.kind == "legacy"
     }
+
+
+def test_ordered_rows_targets_and_checks() -> None:
+    harness = _load_harness()
+    rows = harness.build_rows(harness.FULL_SIZES)
+    by_key = {row.key: row for row in rows}
+    # "ordered" selects the three ordered workloads, unordered peers included, and nothing else.
+    keys = {row.key for row in harness.selected(rows, ["ordered"])}
+    assert keys == {row.key for row in rows if row.workload.startswith("ordered")}
+    assert {"ordered/thread/unordered", "ordered-memory/process/unordered"} <= keys
+    for target in harness.TARGETS:
+        assert target.ours in by_key and (target.peer is None or target.peer in by_key), target
+
+    # Memory rows compare peak RSS by difference, and their table renders.
+    ours_row, peer_row = (
+        by_key["ordered-memory/process/ours"],
+        by_key["ordered-memory/process/unordered"],
+    )
+    assert ours_row.runs == 1 and peer_row.runs == 1
+    target = next(t for t in harness.TARGETS if t.kind == harness.RSS_ABOVE_MB)
+
+    def measured(row: object, mb: float) -> object:
+        return harness.Result(row, status="ok", times=[1.0], measures=[{"peak_rss_mb": mb}])
+
+    for mine, verdict in ((150.0, "PASS"), (250.0, "FAIL")):
+        results = {ours_row.key: measured(ours_row, mine), peer_row.key: measured(peer_row, 100.0)}
+        assert harness.judge(target, results).status == verdict
+    ((workload, headers, lines),) = harness.workload_tables(list(results.values()))
+    assert workload == "ordered-memory" and "peak RSS MB" in headers
+    assert lines[1][headers.index("ours − row MB")] == "+150.0"
+
+    # Ordered rows are checked in order; the first item after `ordered` can only be f(0).
+    import cases
+
+    assert cases.verify("inc-ordered", 3, [1, 2, 3]) is None
+    assert "wrong order" in (cases.verify("inc-ordered", 3, [2, 1, 3]) or "")
+    assert cases.verify("inc", 3, [2, 1, 3]) is None
+    assert cases.verify("first-ordered", 5, [1]) is None
+    assert cases.verify("first-ordered", 5, [2]) is not None
