@@ -247,9 +247,9 @@ def order_facts(spec: List[StageSpec]) -> Tuple[bool, bool, bool]:
             sync_from_source = state == "source" and s.backend == "sync"
             batches_in_order &= state == "ordered" or sync_from_source
         if s.op == "ordered":
-            # A window smaller than a batch upstream makes that batch go out partial
-            # (rather than wait for items the window holds back).
-            if s.arg and s.arg < largest_batch:
+            # A window that fills up makes the batches upstream go out short (rather than
+            # wait for items the window holds back): only the default one never fills here.
+            if s.arg and largest_batch:
                 batches_in_order = False
             state = "ordered"
         elif s.op == "concat":

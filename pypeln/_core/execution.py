@@ -1,10 +1,24 @@
 """One run of a pipeline: queues on the consumer's side, a runner per stage, one way to end.
 
+How items flow, for ``src | thread.map(f) | process.map(g) | task.map(h) | ordered``::
+
+    src --FeederRunner------> [queue A] --thread Supervisor: Workers take, f, put--->
+        (a thread; a list,                 (threads of this process)
+         tuple or range is
+         sliced by A's takers)
+    [queue B] --process Supervisor: feeder threads send batches of values through each
+                worker's pipe; a collector thread puts the results back with their indices
+    [queue C] --task stage on this run's event loop (a helper thread)-->
+    [queue D] --ordered: the consumer itself sorts what D's watermark covers--> for x in ...
+
 `Execution(stage, maxsize)` connects the stage graph: each stage gets an input
 `IterableQueue` (bounded by its `maxsize`) and a runner from its backend that moves
 items from that queue to the next stage's queue, wherever `f` runs (threads, processes,
-an event loop). Plain iterables are read by feeder threads. Forwarding stages without a
-bound of their own (`concat`, `from_iterable`) are fused away.
+an event loop). Stages that only move items (`ordered`, `batch`, `unbatch`, a bounded
+`concat` or `from_iterable`) get a `MoveRunner` whatever their backend; unbounded
+`concat` and `from_iterable` are fused away. Upstream of a streaming `ordered` the queues
+are tracked: every runner reports the takes it has finished, so watermarks flow down to
+`ordered` (`pypeln._core.progress`), and its window holds the sources back.
 
 Ending: every producer of a queue calls ``done()``; the run is over when the output
 queue ends. Errors, early exit and Ctrl-C all take the same path: `fail`/`cancel`
@@ -19,6 +33,7 @@ import threading
 import time
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+from .batching import MAX_BATCH
 from .contracts import Runner
 from .element import Item
 from .errors import Cancelled
@@ -57,8 +72,13 @@ class Execution:
         #: per-backend state shared by the runners of this run (e.g. one event loop)
         self.shared: Dict[str, Any] = {}
         self.output = self.queue(maxsize or stage.maxsize, consumers=1)
+        #: an `ordered` last stage, run by the consumer itself: its input and its window
+        self._ordering: Optional[Tuple[IterableQueue[Item], Optional[Window]]] = None
         try:
-            self.connect(stage, self.output)
+            if stage.op is ORDERED and not maxsize:
+                self._ordering = self._connect_ordered(stage, UNTRACKED)
+            else:
+                self.connect(stage, self.output)
             for runner in self._runners:
                 runner.start()
         except BaseException:
@@ -127,19 +147,32 @@ class Execution:
 
     def _connect_moving(self, node: Stage[Any], out: IterableQueue[Item], region: Region) -> None:
         """`ordered`, `batch`, `unbatch` (of any backend): a `MoveRunner` on this run's queues."""
+        if node.op is ORDERED:
+            inq, window = self._connect_ordered(node, region)
+            self.add_runner(MoveRunner(node, inq, out, self, window))
+            return
+        inq = self._input(node, region)
+        for dep in node.deps:
+            self.connect(dep, inq, region)
+        self._link(inq, out)
+        self.add_runner(MoveRunner(node, inq, out, self))
+
+    def _connect_ordered(
+        self, node: Stage[Any], region: Region
+    ) -> Tuple[IterableQueue[Item], Optional[Window]]:
+        """The input of an `ordered` stage, its upstream connected, and its window (None
+        when something upstream reports no watermarks: it then waits for the end)."""
         window: Optional[Window] = None
-        if node.op is ORDERED and streams(node):
+        if streams(node):
             window = Window(node.options.get("window", 0))
             self._windows.append(window)
             region = Region(True, region.windows + (window,))
-        elif node.op is ORDERED:
+        else:
             region = UNTRACKED
         inq = self._input(node, region)
         for dep in node.deps:
             self.connect(dep, inq, region)
-        if node.op is not ORDERED:
-            self._link(inq, out)
-        self.add_runner(MoveRunner(node, inq, out, self, window))
+        return inq, window
 
     def _input(self, node: Stage[Any], region: Region) -> IterableQueue[Item]:
         consumers = node.workers if node.op.per_item else 1
@@ -184,16 +217,8 @@ class Execution:
             runner.kill()
 
     def __iter__(self) -> Iterator[List[Item]]:
-        get = self.output.get_batch
-        # A bounded output is read in small takes: room is only freed for items the
-        # consumer is about to use, so a paused consumer holds the pipeline back exactly.
-        limit = max(1, self.output.maxsize // 4) if self.output.maxsize else 1 << 20
         try:
-            while True:
-                batch = get(limit)
-                if batch is None:
-                    break
-                yield batch
+            yield from self._output_batches()
         except Cancelled:
             pass
         if self.error is not None:
@@ -201,6 +226,23 @@ class Execution:
             raise error
         if not self.cancelled:
             self.finished = True
+
+    def _output_batches(self) -> Iterator[List[Item]]:
+        if self._ordering is not None:
+            # The last stage is `ordered`: the consumer sorts, with no thread in between.
+            for ready, _ in ordered_items(*self._ordering):
+                for start in range(0, len(ready), MAX_BATCH):
+                    yield ready[start : start + MAX_BATCH]
+            return
+        get = self.output.get_batch
+        # A bounded output is read in small takes: room is only freed for items the
+        # consumer is about to use, so a paused consumer holds the pipeline back exactly.
+        limit = max(1, self.output.maxsize // 4) if self.output.maxsize else 1 << 20
+        while True:
+            batch = get(limit)
+            if batch is None:
+                return
+            yield batch
 
 
 class ExecutionBackend:
@@ -319,4 +361,4 @@ def streams(ordered: Stage[Any]) -> bool:
     return True
 
 
-from .moving import MoveRunner  # noqa: E402  (it builds on ThreadRunner, above)
+from .moving import MoveRunner, ordered_items  # noqa: E402  (it builds on ThreadRunner, above)

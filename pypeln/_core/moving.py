@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from operator import itemgetter
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 from .batching import MAX_BATCH
 from .element import Item
@@ -57,10 +57,7 @@ class MoveRunner(ThreadRunner):
         op = self.stage.op
         try:
             if op is ORDERED:
-                if self.window is not None:
-                    self._ordered_streaming()
-                else:
-                    self._ordered_at_end()
+                self._ordered()
             elif op is BATCH:
                 self._batch()
             else:
@@ -105,7 +102,7 @@ class MoveRunner(ThreadRunner):
             if (
                 len(held) < size
                 and not (flush and time.monotonic() - last >= flush)
-                and not any(w.blocking() for w in inq.windows)  # a window waits for these
+                and not waits_for(inq.windows, held)
             ):
                 continue
             self._emit_batch(held, takes)
@@ -120,57 +117,67 @@ class MoveRunner(ThreadRunner):
 
     # -- ordered -------------------------------------------------------------------------
 
-    def _ordered_at_end(self) -> None:
+    def _ordered(self) -> None:
+        put = self.output.put_batch
+        for ready, head in ordered_items(self.input, self.window):
+            for start in range(0, len(ready), MAX_BATCH):
+                put(ready[start : start + MAX_BATCH])
+            if self.slot >= 0:
+                self.output.advance(self.slot, head)
+
+
+def waits_for(windows: Tuple[Window, ...], held: List[Item]) -> bool:
+    """Whether a window downstream holds a source back: `batch` then lets what it holds go
+    (the window may be waiting for exactly those items; if it is only lagging, a batch
+    goes out short, which costs less than a pipeline that never moves again)."""
+    return bool(held) and any(w.blocking() for w in windows)
+
+
+def ordered_items(
+    inq: IterableQueue[Item], window: Optional[Window]
+) -> Iterator[Tuple[List[Item], float]]:
+    """`ordered`: the items of `inq` sorted by index, as (items, watermark) pairs: every item
+    below the watermark has been emitted once the pair's items are.
+
+    With a `window` it emits whatever the input's watermark covers and moves the window
+    to it; without (a segment that cannot report watermarks) it waits for the end.
+    """
+    if window is None:
         items: List[Item] = []
-        for batch in iter(lambda: self.input.get_batch(1 << 30), None):
+        for batch in iter(lambda: inq.get_batch(1 << 30), None):
             items.extend(batch)
         items.sort(key=_by_index)
-        self._put(items)
+        yield items, ALL_DONE
+        return
+    progress = inq.progress
+    assert progress is not None
+    buffer: List[Item] = []
+    head: float = 0
+    while True:
+        got = inq.get_waking(1 << 20)
+        if got is None:
+            break
+        taken, start = got
+        if taken:
+            buffer.extend(taken)
+            inq.finish(start, len(taken))  # held here: covered as far as we go
+        covered = progress.covered
+        if covered > head:
+            head = covered
+            ready, buffer = split_below(buffer, covered)
+            window.move(head)  # the sources read on while these go out
+            yield ready, head
+    buffer.sort(key=_by_index)
+    yield buffer, ALL_DONE
 
-    def _ordered_streaming(self) -> None:
-        inq, window = self.input, self.window
-        assert inq.progress is not None and window is not None
-        progress = inq.progress
-        buffer: List[Item] = []
-        head: float = 0
-        while True:
-            got = inq.get_waking(1 << 20)
-            if got is None:
-                break
-            items, start = got
-            if items:
-                buffer.extend(items)
-                inq.finish(start, len(items))  # held here: covered as far as we go
-            covered = progress.covered
-            if covered > head and buffer:
-                buffer = self._emit_below(buffer, covered)
-            if covered > head:
-                head = covered
-                self._advance(head)
-                window.move(head)
-        buffer.sort(key=_by_index)
-        self._put(buffer)
-        self._advance(ALL_DONE)
 
-    def _emit_below(self, buffer: List[Item], watermark: float) -> List[Item]:
-        """Emit, sorted, the items of `buffer` whose position is below `watermark`;
-        return the rest."""
-        buffer.sort(key=_by_index)
-        if watermark == ALL_DONE or buffer[-1][0][0] < watermark:
-            self._put(buffer)
-            return []
-        keys = [i for i, _ in buffer]
-        cut = bisect_left(keys, (watermark,))
-        if cut:
-            self._put(buffer[:cut])
-            del buffer[:cut]
-        return buffer
-
-    def _put(self, items: List[Item]) -> None:
-        put = self.output.put_batch
-        for start in range(0, len(items), MAX_BATCH):
-            put(items[start : start + MAX_BATCH])
-
-    def _advance(self, watermark: float) -> None:
-        if self.slot >= 0:
-            self.output.advance(self.slot, watermark)
+def split_below(items: List[Item], watermark: float) -> Tuple[List[Item], List[Item]]:
+    """`items` sorted by index, cut into those whose position is below `watermark` and
+    the rest."""
+    if not items:
+        return [], items
+    items.sort(key=_by_index)
+    if watermark == ALL_DONE or items[-1][0][0] < watermark:
+        return items, []
+    cut = bisect_left([i for i, _ in items], (watermark,))
+    return items[:cut], items[cut:]

@@ -337,6 +337,7 @@ class IterableQueue(Generic[T]):
         end), and the number of the first take."""
         items = self._items
         told = False
+        held_at = 0
         while True:
             with self._lock:
                 while not items:
@@ -347,6 +348,7 @@ class IterableQueue(Generic[T]):
                         if taken is not None:
                             return taken
                         if not told:
+                            held_at = self._sequences[0][1]
                             break  # held back by a window: tell it (outside the lock)
                     elif self._producers <= 0:
                         return None, 0
@@ -364,7 +366,8 @@ class IterableQueue(Generic[T]):
                     return self._pop(limit)
             told = True
             for window in self.windows:
-                window.starve()
+                if held_at >= window.limit():
+                    window.starve()
 
     def _pop(self, limit: int) -> Tuple[List[T], int]:
         """Take ready items (called with the lock held, when there are some)."""

@@ -20,7 +20,7 @@ from .._core.errors import Cancelled
 from .._core.execution import Execution, ThreadRunner
 from .._core.inject import Lifecycle, StageStatus, WorkerCount, WorkerInfo
 from .._core.namespace import Namespace
-from .._core.ops import BATCH, FORWARD, ORDERED
+from .._core.ops import BATCH, FLAT_MAP, FORWARD, ORDERED, UNBATCH
 from .._core.queue import IterableQueue, deliver, take
 from .._core.sources import source_batches
 from .._core.stage import Partial, Stage, iter_batches
@@ -90,9 +90,11 @@ def _sorted_items(node: Any, window: int) -> Generator[Item, None, None]:
         return
     else:
         inner = _sorted_items(node.deps[0], window)
-        upstream = _apply(node, inner)  # type: ignore[assignment]
         try:
-            yield from upstream
+            if node.op in (FLAT_MAP, UNBATCH):
+                yield from _extended_in_order(node, inner)
+            else:  # outputs keep their input's index (batch: the smallest): still sorted
+                yield from _apply(node, inner)
         finally:
             inner.close()
         return
@@ -100,6 +102,28 @@ def _sorted_items(node: Any, window: int) -> Generator[Item, None, None]:
         yield from upstream
     finally:
         upstream.close()
+
+
+def _extended_in_order(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Item]:
+    """`flat_map` or `unbatch` over sorted `items`, sorted: the outputs of inputs that share
+    an index (a `concat` of two branches) are sorted together."""
+    current: List[Any] = [None]
+
+    def noting(items: Iterator[Item]) -> Iterator[Item]:
+        for item in items:
+            current[0] = item[0]
+            yield item
+
+    group: List[Item] = []
+    group_of = None
+    for item in _apply(stage, noting(items)):
+        if current[0] != group_of:
+            group.sort(key=_by_index)
+            yield from group
+            group, group_of = [], current[0]
+        group.append(item)
+    group.sort(key=_by_index)
+    yield from group
 
 
 def _apply(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Item]:
