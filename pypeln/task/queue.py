@@ -248,6 +248,7 @@ class ThreadSink:
         self._ended = False
         self._waiters: Deque[asyncio.Future[None]] = deque()
         self._room_asked = False
+        self._bounded = bool(queue.maxsize)
         #: where finished takes are reported (a tracked stage's thread-side input queue)
         self.report: Optional[Callable[[int, int], None]] = None
         self._finished: List[int] = []
@@ -265,8 +266,9 @@ class ThreadSink:
 
     def full(self) -> bool:
         """Whether what waits to be handed over fills the room left in the queue."""
-        queue = self.queue
-        return self._blocked or (bool(queue.maxsize) and len(self._buffer) >= queue.room())
+        if not self._bounded:
+            return False
+        return self._blocked or len(self._buffer) >= self.queue.room()
 
     def put_nowait(self, item: Item) -> None:
         self._buffer.append(item)
