@@ -12,7 +12,6 @@ import types
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, List
 
-from .batching import MAX_BATCH
 from .element import Item
 
 _by_index = itemgetter(0)
@@ -195,17 +194,3 @@ FORWARD = Forward()
 ORDERED = Ordered()
 BATCH = Batch()
 UNBATCH = Unbatch()
-
-
-def run_batches(op: Operator, batches: Iterable[List[Item]]) -> Iterator[List[Item]]:
-    """The batch form of a whole-stream operator (per-item ones are applied batch by batch).
-
-    `Forward` passes batches through as they come; any other (`Ordered`) takes the whole
-    input through its `stream` and emits the result in batches.
-    """
-    if op is FORWARD:
-        yield from batches
-        return
-    items = list(op.stream(None, (item for batch in batches for item in batch), False))
-    for start in range(0, len(items), MAX_BATCH):
-        yield items[start : start + MAX_BATCH]

@@ -77,7 +77,7 @@ class WorkerHandle:
         #: the batches it holds, oldest first (only values travel)
         self.held: Deque[Held] = deque()
         #: batches it holds that were taken with no room left downstream (at most one)
-        self.unreserved = 0
+        self.beyond_room = 0
         #: f takes ``element_index``: batches travel with their indices
         self.indexed = False
         #: when its current item was sent (timeout watch)
@@ -274,7 +274,7 @@ class Supervisor(ThreadRunner):
                     else:
                         indices, payload, start, beyond = taken
                         h.credit -= 1
-                        h.unreserved += beyond
+                        h.beyond_room += beyond
                         # (indexed: only the length of `indices` is used)
                         h.held.append(Held(indices, start, beyond))
                         if timeout:
@@ -311,7 +311,7 @@ class Supervisor(ThreadRunner):
             n, beyond = limit, False
             if bounded:
                 with h.cond:
-                    while h.unreserved and not self.cancelled:
+                    while h.beyond_room and not self.cancelled:
                         h.cond.wait()
                     if self.cancelled:
                         raise Cancelled()
@@ -418,7 +418,7 @@ class Supervisor(ThreadRunner):
                 self.items_out -= len(held.indices)
             if held.beyond:
                 with h.cond:
-                    h.unreserved -= 1
+                    h.beyond_room -= 1
                     h.cond.notify_all()
         assert self.input is not None
         if self.input.progress is not None:
