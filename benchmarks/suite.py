@@ -556,140 +556,34 @@ def build_rows(sizes: Dict[str, int]) -> List[Row]:
     n, n_old = sizes["ordered"], sizes["ordered_legacy"]
     n_old_proc = sizes["ordered_legacy_process"]
     in_order = "output checked in order"
-    add(
-        w,
-        "thread",
-        "ours",
-        "pl.thread.map workers=4 | pl.thread.ordered",
-        OURS,
-        "pl_map_ordered",
-        n,
-        "inc-ordered",
-        params={"backend": "thread", "fn": "inc", "workers": 4},
-        note=in_order,
-    )
-    add(
-        w,
-        "thread",
-        "unordered",
-        "pl.thread.map workers=4 (unordered)",
-        PEER,
-        "pl_map",
-        n,
-        "inc",
-        params={"backend": "thread", "fn": "inc", "workers": 4},
-        note="same stage without ordered",
-    )
-    add(
-        w,
-        "thread",
-        "tpe",
-        "ThreadPoolExecutor(4).map",
-        PEER,
-        "tpe_map",
-        n,
-        "inc-ordered",
-        params={"fn": "inc", "workers": 4},
-        note=in_order,
-    )
-    add(
-        w,
-        "thread",
-        "pypeln049",
-        f"{legacy} thread.map workers=4 | thread.ordered",
-        LEGACY,
-        "pl_map_ordered",
-        n_old,
-        "inc-ordered",
-        params={"backend": "thread", "fn": "inc", "workers": 4},
-        note="; ".join([in_order, *([fewer] if n_old != n else [])]),
-    )
-
-    add(
-        w,
-        "process",
-        "ours",
-        "pl.process.map workers=2 | pl.process.ordered",
-        OURS,
-        "pl_map_ordered",
-        n,
-        "inc-ordered",
-        params={"backend": "process", "fn": "inc", "workers": 2},
-        note=in_order,
-    )
-    add(
-        w,
-        "process",
-        "unordered",
-        "pl.process.map workers=2 (unordered)",
-        PEER,
-        "pl_map",
-        n,
-        "inc",
-        params={"backend": "process", "fn": "inc", "workers": 2},
-        note="same stage without ordered",
-    )
-    add(
-        w,
-        "process",
-        "pool",
-        f"multiprocessing.Pool(2).imap chunksize={CHUNKSIZE}",
-        PEER,
-        "pool_map",
-        n,
-        "inc-ordered",
-        params={"fn": "inc", "workers": 2, "chunksize": CHUNKSIZE, "ordered": True},
-        note=in_order,
-    )
-    add(
-        w,
-        "process",
-        "pypeln049",
-        f"{legacy} process.map workers=2 | process.ordered",
-        LEGACY,
-        "pl_map_ordered",
-        n_old_proc,
-        "inc-ordered",
-        params={"backend": "process", "fn": "inc", "workers": 2},
-        note="; ".join([in_order, *([fewer] if n_old_proc != n else [])]),
-    )
-
-    add(
-        w,
-        "task",
-        "ours",
-        "pl.task.map workers=100 | pl.task.ordered",
-        OURS,
-        "pl_map_ordered",
-        n,
-        "inc-ordered",
-        params={"backend": "task", "fn": "ainc", "workers": 100},
-        note=in_order,
-    )
-    add(
-        w,
-        "task",
-        "unordered",
-        "pl.task.map workers=100 (unordered)",
-        PEER,
-        "pl_map",
-        n,
-        "inc",
-        params={"backend": "task", "fn": "ainc", "workers": 100},
-        note="same stage without ordered",
-    )
-    add(
-        w,
-        "task",
-        "pypeln049",
-        f"{legacy} task.map workers=100 | task.ordered",
-        LEGACY,
-        "pl_map_ordered",
-        n_old,
-        "inc-ordered",
-        params={"backend": "task", "fn": "ainc", "workers": 100},
-        note="; ".join([in_order, *([fewer] if n_old != n else [])]),
-    )
+    ordered_peers = {  # peers that keep order by nature: (key, label, case, params)
+        "thread": [("tpe", "ThreadPoolExecutor(4).map", "tpe_map", {"fn": "inc", "workers": 4})],
+        "process": [
+            (
+                "pool",
+                f"multiprocessing.Pool(2).imap chunksize={CHUNKSIZE}",
+                "pool_map",
+                {"fn": "inc", "workers": 2, "chunksize": CHUNKSIZE, "ordered": True},
+            )
+        ],
+        "task": [],
+    }
+    for group, fn, workers, n_legacy in (
+        ("thread", "inc", 4, n_old),
+        ("process", "inc", 2, n_old_proc),
+        ("task", "ainc", 100, n_old),
+    ):
+        stage_params = {"backend": group, "fn": fn, "workers": workers}
+        stage = f"pl.{group}.map workers={workers}"
+        add(w, group, "ours", f"{stage} | pl.{group}.ordered", OURS, "pl_map_ordered", n,
+            "inc-ordered", params=stage_params, note=in_order)  # fmt: skip
+        add(w, group, "unordered", f"{stage} (unordered)", PEER, "pl_map", n, "inc",
+            params=stage_params, note="same stage without ordered")  # fmt: skip
+        for key, label, case, params in ordered_peers[group]:
+            add(w, group, key, label, PEER, case, n, "inc-ordered", params=params, note=in_order)
+        add(w, group, "pypeln049", f"{legacy} {group}.map workers={workers} | {group}.ordered",
+            LEGACY, "pl_map_ordered", n_legacy, "inc-ordered", params=stage_params,
+            note="; ".join([in_order, *([fewer] if n_legacy != n else [])]))  # fmt: skip
 
     # 6. ordered-first-item: `ordered` streams, so its first item (x = 0) must come about as
     #    soon as the unordered stage's first item does, even over a big input.
