@@ -41,6 +41,19 @@ class StageReuseError(RuntimeError):
     """
 
 
+class PipelineException(Exception):
+    """0.4.9 carried a worker's error to the consumer in this type; never raised here.
+
+    An error in a worker reaches the consumer as its own type, with its own args and the
+    worker's traceback attached (see the guide), so catch that type instead.
+    """
+
+
+class NoLock(Exception):
+    """0.4.9's error for a namespace without a lock; never raised here (every
+    `Namespace` can be locked with ``with ns:``)."""
+
+
 __all__ = [
     "A",
     "B",
@@ -49,7 +62,9 @@ __all__ = [
     "BaseStage",
     "Element",
     "Namespace",
+    "NoLock",
     "Partial",
+    "PipelineException",
     "StageReuseError",
     "Undefined",
     "UNDEFINED",

@@ -23,7 +23,9 @@ from pypeln.utils import (
     BaseStage,
     Element,
     Kwargs,
+    NoLock,
     Partial,
+    PipelineException,
     StageReuseError,
     T,
     Undefined,
@@ -43,6 +45,7 @@ def test_utils_names_are_this_packages_objects() -> None:
     assert [typing.TypeVar] * 3 == [type(A), type(B), type(T)]
     assert Kwargs == typing.Dict[str, Any]
     assert issubclass(StageReuseError, Exception)
+    assert issubclass(PipelineException, Exception) and issubclass(NoLock, Exception)
     assert Element((0,), 1).set(2) == Element((0,), 2)
 
 
