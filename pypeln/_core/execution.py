@@ -89,8 +89,11 @@ class Execution:
 
     # -- building ------------------------------------------------------------------------
 
-    def queue(self, maxsize: int, consumers: int) -> IterableQueue[Item]:
-        q: IterableQueue[Item] = IterableQueue(maxsize, consumers)
+    def queue(
+        self, maxsize: int, consumers: int, region: Region = UNTRACKED
+    ) -> IterableQueue[Item]:
+        """A queue of this run (closed when it is cancelled)."""
+        q: IterableQueue[Item] = IterableQueue(maxsize, consumers, *region)
         self._queues.append(q)
         return q
 
@@ -175,10 +178,7 @@ class Execution:
         return inq, window
 
     def _input(self, node: Stage[Any], region: Region) -> IterableQueue[Item]:
-        consumers = node.workers if node.op.per_item else 1
-        q: IterableQueue[Item] = IterableQueue(node.maxsize, consumers, *region)
-        self._queues.append(q)
-        return q
+        return self.queue(node.maxsize, node.workers if node.op.per_item else 1, region)
 
     @staticmethod
     def _link(inq: IterableQueue[Item], out: IterableQueue[Item]) -> None:
@@ -284,6 +284,23 @@ class ThreadRunner:
     def kill(self) -> None:
         for t in self.threads:
             raise_in_thread(t, Cancelled)
+
+
+class StageRunner(ThreadRunner):
+    """Base for the runners of one stage between two queues of this process (its own
+    threads take from `input` and put into `output`)."""
+
+    def __init__(
+        self,
+        stage: Stage[Any],
+        input: IterableQueue[Item],
+        output: IterableQueue[Item],
+        execution: Execution,
+    ) -> None:
+        super().__init__(execution, f"pypeln-{stage.where}")
+        self.stage = stage
+        self.input = input
+        self.output = output
 
 
 class FeederRunner(ThreadRunner):

@@ -20,7 +20,7 @@ from typing import Any, Iterator, List, Optional, Tuple
 from .batching import MAX_BATCH
 from .element import Item
 from .errors import Cancelled
-from .execution import Execution, ThreadRunner
+from .execution import Execution, StageRunner
 from .ops import BATCH, ORDERED, UNBATCH, make_batch
 from .progress import ALL_DONE, Window
 from .queue import IterableQueue, deliver, take
@@ -29,7 +29,7 @@ from .stage import Stage
 _by_index = itemgetter(0)
 
 
-class MoveRunner(ThreadRunner):
+class MoveRunner(StageRunner):
     """Runs one item-moving stage of an `Execution` in a thread of its own."""
 
     def __init__(
@@ -40,10 +40,7 @@ class MoveRunner(ThreadRunner):
         execution: Execution,
         window: Optional[Window] = None,
     ) -> None:
-        super().__init__(execution, f"pypeln-{stage.where}")
-        self.stage = stage
-        self.input = input
-        self.output = output
+        super().__init__(stage, input, output, execution)
         self.window = window
         self.cap = min(MAX_BATCH, stage.maxsize or MAX_BATCH)
         #: this stage's watermark slot in a tracked output

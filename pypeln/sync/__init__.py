@@ -17,7 +17,7 @@ from .._core.api import StageFunctions
 from .._core.batching import MAX_BATCH
 from .._core.element import Element, Item
 from .._core.errors import Cancelled
-from .._core.execution import Execution, ThreadRunner
+from .._core.execution import Execution, StageRunner
 from .._core.inject import Lifecycle, StageStatus, WorkerCount, WorkerInfo
 from .._core.namespace import Namespace
 from .._core.ops import BATCH, FLAT_MAP, FORWARD, ORDERED, UNBATCH
@@ -179,7 +179,7 @@ class SyncExecution:
         self._items.close()
 
 
-class SyncRunner(ThreadRunner):
+class SyncRunner(StageRunner):
     """A sync stage inside another backend's run: its one worker, in a thread of its own."""
 
     def __init__(
@@ -189,8 +189,7 @@ class SyncRunner(ThreadRunner):
         out: IterableQueue[Item],
         execution: Execution,
     ) -> None:
-        super().__init__(execution, f"pypeln-{stage.where}")
-        self.stage, self.input, self.output = stage, inq, out
+        super().__init__(stage, inq, out, execution)
         out.add_producers(1)
 
     def start(self) -> None:

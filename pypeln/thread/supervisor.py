@@ -9,7 +9,7 @@ from typing import Any, List
 
 from .._core.batching import MAX_BATCH
 from .._core.element import Item
-from .._core.execution import Execution, ThreadRunner
+from .._core.execution import Execution, StageRunner
 from .._core.inject import WorkerCount
 from .._core.queue import IterableQueue
 from .._core.stage import Stage
@@ -17,7 +17,7 @@ from .._core.threadstop import raise_in_thread
 from .worker import Abandoned, Worker
 
 
-class Supervisor(ThreadRunner):
+class Supervisor(StageRunner):
     """Runs one thread stage of an `Execution`."""
 
     def __init__(
@@ -27,10 +27,7 @@ class Supervisor(ThreadRunner):
         output: IterableQueue[Item],
         execution: Execution,
     ) -> None:
-        super().__init__(execution, f"pypeln-{stage.where}")
-        self.stage = stage
-        self.input = input
-        self.output = output
+        super().__init__(stage, input, output, execution)
         n = stage.workers
         self.active = WorkerCount(n)
         self.batch_cap = min(MAX_BATCH, stage.maxsize or MAX_BATCH)
