@@ -15,6 +15,8 @@ from typing import (
     Iterable,
     List,
     Optional,
+    Tuple,
+    Type,
     TypeVar,
     Union,
     overload,
@@ -24,14 +26,20 @@ from typing_extensions import Literal
 
 from . import checks
 from .element import Element
+from .policy import DEFAULT_BACKOFF, OnError, make_policy
 from .ops import BATCH, EACH, FILTER, FLAT_MAP, FORWARD, MAP, ORDERED, UNBATCH, Operator
-from .stage import UNDEFINED, Backend, Partial, Stage, Undefined, iter_elements, iter_values
+from .stage import UNDEFINED, Backend, Partial, PipelineIterator, Stage, Undefined
+from .stats import RunStats
 
 A = TypeVar("A")
 B = TypeVar("B")
 
 Source = Union[Stage[A], Iterable[A], AsyncIterable[A]]
 OptionalCallback = Optional[Callable[..., Any]]
+#: ``progress=``: False, True (a bar per stage when the output is a terminal or Jupyter) or
+#: ``"force"`` (bars whatever the output)
+Progress = Union[bool, Literal["force"]]
+RetryOn = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
 
 #: How many source items `ordered` lets into the pipeline while its head is not out yet.
 DEFAULT_WINDOW = 16384
@@ -90,16 +98,18 @@ class StageFunctions:
         on_start: Any,
         on_done: Any,
         options: Dict[str, Any],
+        policy: Tuple[Any, ...] = (),
     ) -> Any:
         where = self._where(op.name)
         checks.stage_params(
             where, f, workers, maxsize, timeout, on_start, on_done, self.min_workers
         )
         options = self.stage_options(where, options)
+        checked = make_policy(where, *policy)
         if isinstance(stage, Undefined):
             return Partial(
                 lambda s: self._per_item(
-                    op, f, s, workers, maxsize, timeout, on_start, on_done, options
+                    op, f, s, workers, maxsize, timeout, on_start, on_done, options, policy
                 )
             )
         checks.source(where, "stage", stage, self.accepts_async)
@@ -115,6 +125,7 @@ class StageFunctions:
             on_done=on_done,
             options=options,
             where=where,
+            policy=checked,
         )
 
     def stage_options(self, where: str, options: Dict[str, Any]) -> Dict[str, Any]:
@@ -138,6 +149,12 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Stage[B]: ...
 
     @overload
@@ -150,6 +167,12 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Partial[Stage[B]]: ...
 
     def map(
@@ -161,6 +184,12 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
         **options: Any,
     ) -> Any:
         """Apply ``f`` to each item: ``f(x) -> y``.
@@ -178,8 +207,27 @@ class StageFunctions:
             timeout: seconds one item may take (0: no limit); an overrunning item is dropped.
             on_start: runs once per worker first; may return a dict of resources.
             on_done: runs once per worker last.
+            on_error: what to do with an item whose ``f`` still fails after its retries:
+                ``"raise"`` (stop the pipeline with the error), ``"skip"`` (drop the item)
+                or a callable ``handler(exception, value)`` whose return value stands for
+                what ``f`` would have returned (if it raises, the pipeline stops).
+            retries: how many more times a failing item is tried (0: none). A timed-out
+                item is retried too; one that still overruns is dropped (or handed to a
+                callable ``on_error`` as an ``ItemTimeoutError``).
+            backoff: seconds before the first retry; each next one waits twice as long
+                (at most 30 s), lengthened at random by up to a quarter.
+            retry_on: the exception types that are retried (default: any ``Exception``).
+            rate: the most attempts the stage starts per second, over all its workers
+                (None: no limit). Starts are spaced evenly: no bursts.
+
+        >>> flaky = {pl}.map(lambda x: 1 / x, [1, 0, 2], on_error="skip")
+        >>> sorted(flaky)
+        [0.5, 1.0]
         """
-        return self._per_item(MAP, f, stage, workers, maxsize, timeout, on_start, on_done, options)
+        return self._per_item(
+            MAP, f, stage, workers, maxsize, timeout, on_start, on_done, options,
+            (on_error, retries, backoff, retry_on, rate),
+        )
 
     @overload
     def filter(
@@ -191,6 +239,12 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Stage[A]: ...
 
     @overload
@@ -203,6 +257,12 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Partial[Stage[Any]]: ...
 
     def filter(
@@ -214,6 +274,12 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
         **options: Any,
     ) -> Any:
         """Keep the items ``x`` for which ``f(x)`` is truthy.
@@ -225,7 +291,8 @@ class StageFunctions:
         Parameters are those of `map`.
         """
         return self._per_item(
-            FILTER, f, stage, workers, maxsize, timeout, on_start, on_done, options
+            FILTER, f, stage, workers, maxsize, timeout, on_start, on_done, options,
+            (on_error, retries, backoff, retry_on, rate),
         )
 
     @overload
@@ -238,6 +305,12 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Stage[B]: ...
 
     @overload
@@ -250,6 +323,12 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Partial[Stage[B]]: ...
 
     def flat_map(
@@ -261,6 +340,12 @@ class StageFunctions:
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
         **options: Any,
     ) -> Any:
         """Emit, one by one, the items of the iterable ``f(x)`` returns.
@@ -275,7 +360,8 @@ class StageFunctions:
         Parameters are those of `map`.
         """
         return self._per_item(
-            FLAT_MAP, f, stage, workers, maxsize, timeout, on_start, on_done, options
+            FLAT_MAP, f, stage, workers, maxsize, timeout, on_start, on_done, options,
+            (on_error, retries, backoff, retry_on, rate),
         )
 
     @overload
@@ -289,6 +375,12 @@ class StageFunctions:
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
         run: Literal[False] = False,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Stage[None]: ...
 
     @overload
@@ -303,6 +395,11 @@ class StageFunctions:
         on_done: OptionalCallback = None,
         *,
         run: Literal[True],
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> None: ...
 
     @overload
@@ -316,6 +413,12 @@ class StageFunctions:
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
         run: bool = False,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Partial[Any]: ...
 
     def each(
@@ -328,6 +431,12 @@ class StageFunctions:
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
         run: bool = False,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
         **options: Any,
     ) -> Any:
         """Call ``f(x)`` on each item for its side effect; the stage emits nothing.
@@ -353,13 +462,17 @@ class StageFunctions:
                 self.min_workers,
             )
             self.stage_options(self._where("each"), options)
+            make_policy(self._where("each"), on_error, retries, backoff, retry_on, rate)
             return Partial(
                 lambda s: self.each(
-                    f, s, workers, maxsize, timeout, on_start, on_done, run, **options
+                    f, s, workers, maxsize, timeout, on_start, on_done, run,
+                    on_error=on_error, retries=retries, backoff=backoff, retry_on=retry_on,
+                    rate=rate, **options,
                 )
             )
         result = self._per_item(
-            EACH, f, stage, workers, maxsize, timeout, on_start, on_done, options
+            EACH, f, stage, workers, maxsize, timeout, on_start, on_done, options,
+            (on_error, retries, backoff, retry_on, rate),
         )
         if run:
             for _ in result:
@@ -535,46 +648,121 @@ class StageFunctions:
 
     @overload
     def to_iterable(
-        self, stage: Source[A], maxsize: int = 0, return_index: Literal[False] = False
-    ) -> Iterable[A]: ...
+        self,
+        stage: Source[A],
+        maxsize: int = 0,
+        return_index: Literal[False] = False,
+        *,
+        progress: Progress = False,
+    ) -> PipelineIterator[A]: ...
 
     @overload
     def to_iterable(
-        self, stage: Source[Any], maxsize: int = 0, *, return_index: Literal[True]
-    ) -> Iterable[Element]: ...
+        self,
+        stage: Source[Any],
+        maxsize: int = 0,
+        *,
+        return_index: Literal[True],
+        progress: Progress = False,
+    ) -> PipelineIterator[Element]: ...
 
     @overload
     def to_iterable(
-        self, stage: Undefined = UNDEFINED, maxsize: int = 0, return_index: bool = False
-    ) -> Partial[Iterable[Any]]: ...
+        self,
+        stage: Undefined = UNDEFINED,
+        maxsize: int = 0,
+        return_index: bool = False,
+        *,
+        progress: Progress = False,
+    ) -> Partial[PipelineIterator[Any]]: ...
 
     def to_iterable(
-        self, stage: Any = UNDEFINED, maxsize: int = 0, return_index: bool = False
+        self,
+        stage: Any = UNDEFINED,
+        maxsize: int = 0,
+        return_index: bool = False,
+        *,
+        progress: Progress = False,
     ) -> Any:
         """Run the pipeline, yielding its values (or `Element`s with ``return_index=True``).
 
         >>> import pypeln as pl
         >>> list({pl}.to_iterable(range(2), return_index=True))
         [Element(index=(0,), value=0), Element(index=(1,), value=1)]
+
+        The iterator carries the run's statistics, live and after the end:
+
+        >>> it = {pl}.to_iterable({pl}.map(abs, [-1, 2]))
+        >>> sorted(it)
+        [1, 2]
+        >>> it.stats[0].items_out
+        2
+
+        Args:
+            maxsize: the most items waiting for the consumer (0: the stage's own bound).
+            return_index: yield ``Element(index, value)`` pairs.
+            progress: True draws one progress bar per stage while the run goes on
+                (`tqdm.auto`: a widget in Jupyter, text in a terminal, nothing when the
+                output is not a terminal unless ``"force"``); needs ``pypeln[progress]``.
+                ``PYPELN_PROGRESS=1`` in the environment turns bars on for every run.
         """
         where = self._where("to_iterable")
         checks.integer(where, "maxsize", maxsize, 0)
         checks.flag(where, "return_index", return_index)
+        check_progress(where, progress)
         if isinstance(stage, Undefined):
-            return Partial(lambda s: self.to_iterable(s, maxsize, return_index))
+            return Partial(
+                lambda s: self.to_iterable(s, maxsize, return_index, progress=progress)
+            )
         checks.source(where, "stage", stage, self.accepts_async)
         if not isinstance(stage, Stage):
             stage = Stage(self.backend, FORWARD, (stage,), where=where)
-        return iter_elements(stage, maxsize) if return_index else iter_values(stage, maxsize)
+        return PipelineIterator(stage, maxsize, return_index, progress or None)
 
-    def run(self, *stages: Any, maxsize: int = 0) -> None:
+    @overload
+    def run(
+        self, *stages: Any, maxsize: int = 0, progress: Progress = False,
+        stats: Literal[False] = False,
+    ) -> None: ...
+
+    @overload
+    def run(
+        self, *stages: Any, maxsize: int = 0, progress: Progress = False, stats: Literal[True]
+    ) -> RunStats: ...
+
+    def run(
+        self, *stages: Any, maxsize: int = 0, progress: Progress = False, stats: bool = False
+    ) -> Optional[RunStats]:
         """Run one or more stages to completion, discarding their output.
 
         >>> import pypeln as pl
         >>> {pl}.run({pl}.each(print, ["a"]))
         a
+
+        Args:
+            progress: draw a progress bar per stage (see `to_iterable`).
+            stats: return the run's statistics (a `RunStats`; ``print`` it for a report).
         """
+        where = self._where("run")
+        checks.integer(where, "maxsize", maxsize, 0)
+        check_progress(where, progress)
+        checks.flag(where, "stats", stats)
         if len(stages) == 1 and isinstance(stages[0], list):
             stages = tuple(stages[0])
-        for _ in self.concat(list(stages), maxsize=maxsize):
+        stage = stages[0] if len(stages) == 1 and isinstance(stages[0], Stage) else None
+        if stage is None:
+            stage = self.concat(list(stages), maxsize=maxsize)
+        it = PipelineIterator(stage, maxsize, False, progress or None)
+        for _ in it:
             pass
+        return it.stats if stats else None
+
+
+def check_progress(where: str, progress: Any) -> None:
+    """``progress`` is False, True or "force"; bars need the `progress` extra (tqdm)."""
+    if progress not in (False, True, "force") or (progress and not isinstance(progress, (bool, str))):
+        raise ValueError(f"{where}: progress must be False, True or 'force', got {progress!r}")
+    if progress:
+        from .bars import require_tqdm
+
+        require_tqdm(where)

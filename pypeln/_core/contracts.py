@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .progress import Window
     from .queue import IterableQueue as ThreadQueue
     from .stage import Stage
+    from .stats import RunStats
 
 T = TypeVar("T")
 
@@ -113,13 +114,14 @@ class Startable(Protocol):
     def name(self) -> str:
         """The module's short name (``"thread"``); stages are named ``pl.<name>.<op>``."""
 
-    def start(self, stage: Stage[Any], maxsize: int, /) -> Run:
+    def start(self, stage: Stage[Any], maxsize: int, stats: Optional[RunStats] = None, /) -> Run:
         """Run `stage`, whose backend this is, and everything it depends on.
 
         Called when a consumer iterates `stage`; `maxsize` bounds the items waiting for
         the consumer (0: the stage's own ``maxsize``). Stages of other backends and plain
         iterables may stand anywhere upstream: a backend whose runs are `Execution`s gets
-        that for free, each stage being wired by its own backend's hooks.
+        that for free, each stage being wired by its own backend's hooks. Its workers
+        count into `stats` (`RunStats.stage(stage)` gives a stage's row).
         """
 
 

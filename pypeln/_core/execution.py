@@ -42,6 +42,7 @@ from .progress import ALL_DONE, Window, admit
 from .queue import IterableQueue
 from .sources import SEQUENCES, source_batches
 from .stage import Stage
+from .stats import RunStats
 from .threadstop import raise_in_thread
 
 #: How long `close` waits for workers to end by themselves before stopping them.
@@ -61,7 +62,11 @@ UNTRACKED = Region()
 class Execution:
     """A running pipeline; iterate it for batches of output items."""
 
-    def __init__(self, stage: Stage[Any], maxsize: int = 0) -> None:
+    def __init__(
+        self, stage: Stage[Any], maxsize: int = 0, stats: Optional[RunStats] = None
+    ) -> None:
+        #: what every stage of the run counts (`pypeln._core.stats`)
+        self.stats = stats if stats is not None else RunStats()
         self._lock = threading.Lock()
         self.error: Optional[BaseException] = None
         self.cancelled = False
@@ -252,9 +257,11 @@ class ExecutionBackend:
     #: its runners report watermarks in tracked queues (`ordered` after it can stream)
     reports_progress = True
 
-    def start(self, stage: Stage[Any], maxsize: int) -> Execution:
+    def start(
+        self, stage: Stage[Any], maxsize: int, stats: Optional[RunStats] = None
+    ) -> Execution:
         """Run `stage` (and everything it depends on) for a consumer in this thread."""
-        return Execution(stage, maxsize)
+        return Execution(stage, maxsize, stats)
 
 
 class ThreadRunner:
@@ -301,6 +308,8 @@ class StageRunner(ThreadRunner):
         self.stage = stage
         self.input = input
         self.output = output
+        self.stats = execution.stats.stage(stage)
+        self.stats.queue = input
 
 
 class FeederRunner(ThreadRunner):

@@ -11,6 +11,9 @@ import inspect
 import threading
 from typing import Any, Callable, Dict, FrozenSet, Mapping, NamedTuple, Optional, Protocol, Tuple
 
+from .policy import Policy, RateLimiter, guard, guard_async
+from .stats import Counters
+
 
 class WorkerInfo(NamedTuple):
     """Who a worker is: ``index`` runs from 0 to ``workers - 1``."""
@@ -149,17 +152,34 @@ class Lifecycle:
         on_start: Optional[Callable[..., Any]],
         on_done: Optional[Callable[..., Any]],
         index: int = 0,
+        policy: Optional[Policy] = None,
+        counters: Optional[Counters] = None,
+        op_name: str = "",
+        limiter: Optional[RateLimiter] = None,
     ) -> None:
         self.resources = Resources(where, f, index)
         self.on_start = on_start
         self.on_done = on_done
+        self.policy = policy
+        self.counters = counters if counters is not None else Counters()
+        self.op_name = op_name
+        self.limiter = limiter
+
+    @property
+    def guarded(self) -> bool:
+        """Whether `f` runs under an error policy or rate (then it may return `SKIPPED`)."""
+        return self.policy is not None
 
     def start(self) -> Tuple[Callable[..., Any], bool]:
-        """Run `on_start`; `f` with its resources bound, and whether it takes the index."""
+        """Run `on_start`; `f` with its resources bound (and its policy applied), and
+        whether it takes the index."""
         r, on_start = self.resources, self.on_start
         if on_start is not None:
             r.add(on_start(**r.on_start_kwargs(on_start)))
-        return r.bound_f()
+        f, indexed = r.bound_f()
+        if self.policy is not None:
+            f = guard(f, indexed, self.policy, self.counters, self.op_name, self.limiter)
+        return f, indexed
 
     def done(self, active: Counter) -> None:
         """Run `on_done`; `active` counts the stage's workers still running."""
@@ -167,11 +187,17 @@ class Lifecycle:
         if on_done is not None:
             on_done(**r.on_done_kwargs(on_done, StageStatus(active)))
 
-    async def start_async(self) -> Tuple[Callable[..., Any], bool]:
+    async def start_async(self, timeout: float = 0) -> Tuple[Callable[..., Any], bool]:
+        """`start` on an event loop; under a policy, each attempt of `f` gets `timeout`."""
         r, on_start = self.resources, self.on_start
         if on_start is not None:
             r.add(await call_maybe_async(on_start, **r.on_start_kwargs(on_start)))
-        return r.bound_f()
+        f, indexed = r.bound_f()
+        if self.policy is not None:
+            f = guard_async(
+                f, indexed, self.policy, self.counters, self.op_name, self.limiter, timeout
+            )
+        return f, indexed
 
     async def done_async(self, active: Counter) -> None:
         r, on_done = self.resources, self.on_done

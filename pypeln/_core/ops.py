@@ -13,6 +13,7 @@ from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, List
 
 from .element import Item
+from .policy import SKIPPED
 
 _by_index = itemgetter(0)
 
@@ -26,6 +27,11 @@ class Operator:
     def stream(self, f: Any, items: Iterable[Item], indexed: bool) -> Iterator[Item]:
         """The outputs of `f` over `items` (`f` is None for operators without one)."""
         raise NotImplementedError
+
+    def stream_for(self, guarded: bool) -> Callable[[Any, Iterable[Item], bool], Iterator[Item]]:
+        """`stream`, or its form for an `f` under an error policy (which may return
+        `SKIPPED`: false and empty, so only `map` needs a form of its own)."""
+        return self.stream
 
     async def apply_async(
         self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]
@@ -55,6 +61,14 @@ class Map(Operator):
             return ((i, f(x, i)) for i, x in items)
         return ((i, f(x)) for i, x in items)
 
+    def stream_for(self, guarded: bool) -> Callable[[Any, Iterable[Item], bool], Iterator[Item]]:
+        return self._stream_skipping if guarded else self.stream
+
+    def _stream_skipping(
+        self, f: Callable[..., Any], items: Iterable[Item], indexed: bool
+    ) -> Iterator[Item]:
+        return (item for item in self.stream(f, items, indexed) if item[1] is not SKIPPED)
+
     async def apply_async(
         self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]
     ) -> None:
@@ -62,7 +76,8 @@ class Map(Operator):
         result = f(item[1], item[0]) if indexed else f(item[1])
         if type(result) is _Coroutine or inspect.isawaitable(result):
             result = await result
-        out.append((item[0], result))
+        if result is not SKIPPED:
+            out.append((item[0], result))
 
 
 class Filter(Operator):

@@ -58,6 +58,8 @@ class IterableQueue(Generic[T]):
         self.maxsize = maxsize
         self.consumers = max(1, consumers)
         self._items: Deque[T] = deque()
+        #: the most items it has held at once (statistics)
+        self.peak = 0
         self._producers = 0
         self._closed = False
         lock = threading.Lock()
@@ -114,7 +116,10 @@ class IterableQueue(Generic[T]):
             return
         # Unbounded fast path: no lock unless a consumer sleeps. A consumer registers in
         # `_getters` before its last look at `_items`, so one of us always sees the other.
-        self._items.append(item)
+        items = self._items
+        items.append(item)
+        if len(items) > self.peak:
+            self.peak = len(items)
         if self._getters:
             with self._lock:
                 self._not_empty.notify()
@@ -148,6 +153,8 @@ class IterableQueue(Generic[T]):
                 else:
                     end = n
                 self._items.extend(items[start:end] if start or end < n else items)
+                if len(self._items) > self.peak:
+                    self.peak = len(self._items)
                 if self.progress is not None:
                     self.progress.put += end - start
                 if self._getters:
@@ -190,6 +197,8 @@ class IterableQueue(Generic[T]):
                     self._room_callbacks.append(on_room)
             if n:
                 self._items.extend(items[:n] if n < len(items) else items)
+                if len(self._items) > self.peak:
+                    self.peak = len(self._items)
                 if self.progress is not None:
                     self.progress.put += n
                 if self._getters:

@@ -9,6 +9,8 @@ in through the same hooks (`pypeln._core.contracts`).
 
 from __future__ import annotations
 
+import os
+
 from typing import (
     Any,
     AsyncIterable,
@@ -32,6 +34,8 @@ from .contracts import Backend as Backend  # what a stage function is bound to (
 from .contracts import Startable
 from .element import Element, Item
 from .ops import Operator
+from .policy import Policy
+from .stats import RunStats
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -107,6 +111,7 @@ class Stage(Generic[T]):
         "on_done",
         "options",
         "where",
+        "policy",
     )
 
     def __init__(
@@ -122,6 +127,7 @@ class Stage(Generic[T]):
         on_done: Optional[Callable[..., Any]] = None,
         options: Optional[Dict[str, Any]] = None,
         where: str = "",
+        policy: Optional[Policy] = None,
     ) -> None:
         self.backend = backend
         self.op = op
@@ -134,6 +140,8 @@ class Stage(Generic[T]):
         self.on_done = on_done
         self.options: Dict[str, Any] = options or {}
         self.where = where or f"pl.{backend.name}.{op.name}"
+        #: what it does when `f` fails, and its rate (None: raise, no limit)
+        self.policy = policy
 
     def __repr__(self) -> str:
         name = getattr(self.f, "__qualname__", None)
@@ -161,27 +169,95 @@ class Stage(Generic[T]):
         return values.__await__()
 
 
-def iter_batches(stage: Any, maxsize: int) -> Generator[List[Item], None, None]:
-    """Run `stage` (a Stage of any backend) and yield its output batches; tears down at the end."""
-    execution = stage.backend.start(stage, maxsize)
+def iter_batches(
+    stage: Any, maxsize: int, stats: Optional[RunStats] = None, progress: Any = None
+) -> Generator[List[Item], None, None]:
+    """Run `stage` (a Stage of any backend) and yield its output batches; tears down at the end.
+
+    The run counts into `stats` (a fresh `RunStats` if None); `progress` (True, "force")
+    draws a bar per stage while it runs (`pypeln._core.bars`).
+    """
+    if stats is None:
+        stats = RunStats()
+    if progress is None:
+        progress = progress_from_environment()
+    bars = None
+    stats.plan(stage)
+    stats.start()
     try:
-        yield from execution
+        execution = stage.backend.start(stage, maxsize, stats)
+        if progress:
+            from .bars import Bars
+
+            bars = Bars(stats, stage, progress)
+        try:
+            yield from execution
+        finally:
+            execution.cancel()
+            execution.close()
     finally:
-        execution.cancel()
-        execution.close()
+        stats.end()
+        if bars is not None:
+            bars.close()
 
 
-def iter_values(stage: Stage[T], maxsize: int) -> Iterator[T]:
-    for batch in iter_batches(stage, maxsize):
+def iter_values(
+    stage: Stage[T], maxsize: int, stats: Optional[RunStats] = None, progress: Any = None
+) -> Iterator[T]:
+    for batch in iter_batches(stage, maxsize, stats, progress):
         for _, value in batch:
             yield value
 
 
-def iter_elements(stage: Stage[Any], maxsize: int) -> Iterator[Element]:
+def iter_elements(
+    stage: Stage[Any], maxsize: int, stats: Optional[RunStats] = None, progress: Any = None
+) -> Iterator[Element]:
     make = Element._make
-    for batch in iter_batches(stage, maxsize):
+    for batch in iter_batches(stage, maxsize, stats, progress):
         for item in batch:
             yield make(item)
+
+
+def progress_from_environment() -> Any:
+    """``PYPELN_PROGRESS=1`` (or ``force``) turns progress bars on for every run."""
+    value = os.environ.get("PYPELN_PROGRESS", "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    return "force" if value == "force" else True
+
+
+class PipelineIterator(Generic[T]):
+    """What `to_iterable` returns: the run's output, and its statistics as `stats`.
+
+    The run starts on the first `next` (or ``iter``); `stats` (a `RunStats`) can be read
+    from any thread from the start, live while the run goes on, complete once it ended.
+    ``for x in it`` iterates the run's generator itself, at no cost per item.
+    """
+
+    __slots__ = ("stats", "_generator")
+
+    def __init__(
+        self,
+        stage: Stage[Any],
+        maxsize: int,
+        return_index: bool = False,
+        progress: Any = None,
+    ) -> None:
+        self.stats = RunStats()
+        make = iter_elements if return_index else iter_values
+        self._generator: Iterator[T] = make(  # type: ignore[assignment]
+            stage, maxsize, self.stats, progress
+        )
+
+    def __iter__(self) -> Iterator[T]:
+        return self._generator
+
+    def __next__(self) -> T:
+        return next(self._generator)
+
+    def close(self) -> None:
+        """Stop the run now (as breaking out of the loop does)."""
+        self._generator.close()  # type: ignore[attr-defined]
 
 
 class Partial(Generic[R]):

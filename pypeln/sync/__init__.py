@@ -10,8 +10,9 @@ Useful to debug a pipeline, and as the reference the other backends are tested a
 from __future__ import annotations
 
 import heapq
+import time
 from operator import itemgetter
-from typing import Any, Generator, Iterator, List
+from typing import Any, Generator, Iterator, List, Optional
 
 from .._core.api import StageFunctions
 from .._core.batching import MAX_BATCH
@@ -20,6 +21,8 @@ from .._core.errors import Cancelled
 from .._core.execution import Execution, StageRunner
 from .._core.inject import Lifecycle, StageStatus, WorkerCount, WorkerInfo
 from .._core.namespace import Namespace
+from .._core.policy import RateLimiter, retry_timed_out, timed_out
+from .._core.stats import Counters, RunStats
 from .._core.ops import BATCH, FLAT_MAP, FORWARD, ORDERED, UNBATCH
 from .._core.queue import IterableQueue, deliver, take
 from .._core.sources import source_batches
@@ -29,7 +32,7 @@ from .._core.threadstop import Deadline, ItemTimeout
 _by_index = itemgetter(0)
 
 
-def _items(node: Any) -> Generator[Item, None, None]:
+def _items(node: Any, stats: RunStats) -> Generator[Item, None, None]:
     """The items of `node`, lazily, in the calling thread."""
     if not isinstance(node, Stage):
         for batch in source_batches(node):
@@ -38,21 +41,21 @@ def _items(node: Any) -> Generator[Item, None, None]:
     # Upstream runs are closed explicitly: an exception's traceback keeps these frames,
     # and with them any generator they hold, alive long after the error.
     if node.backend is not BACKEND:
-        yield from _foreign(node)
+        yield from _foreign(node, stats)
         return
     if node.op is ORDERED:
-        upstream = _sorted_items(node.deps[0], node.options.get("window", 0))
+        upstream = _sorted_items(node.deps[0], node.options.get("window", 0), stats)
     else:
-        upstream = _chain(node.deps)
+        upstream = _chain(node.deps, stats)
     try:
-        yield from _apply(node, upstream)
+        yield from _apply(node, upstream, stats)
     finally:
         upstream.close()
 
 
-def _foreign(node: Stage[Any]) -> Generator[Item, None, None]:
+def _foreign(node: Stage[Any], stats: RunStats) -> Generator[Item, None, None]:
     """The items of a stage of another backend, run by its backend."""
-    batches = iter_batches(node, node.maxsize)
+    batches = iter_batches(node, node.maxsize, stats, False)
     try:
         for batch in batches:
             yield from batch
@@ -60,28 +63,28 @@ def _foreign(node: Stage[Any]) -> Generator[Item, None, None]:
         batches.close()
 
 
-def _chain(deps: Any) -> Generator[Item, None, None]:
+def _chain(deps: Any, stats: RunStats) -> Generator[Item, None, None]:
     for dep in deps:
-        items = _items(dep)
+        items = _items(dep, stats)
         try:
             yield from items
         finally:
             items.close()
 
 
-def _sorted_items(node: Any, window: int) -> Generator[Item, None, None]:
+def _sorted_items(node: Any, window: int, stats: RunStats) -> Generator[Item, None, None]:
     """The items of `node` in index order, lazily: what a sync `ordered` emits.
 
     Sources and sync operators keep index order, a `concat` merges its inputs' sorted
     streams, and a stage of another backend is run through its own streaming `ordered`.
     """
     if not isinstance(node, Stage):
-        upstream = _items(node)
+        upstream = _items(node, stats)
     elif node.backend is not BACKEND:
         ordered: Stage[Any] = Stage(node.backend, ORDERED, (node,), options={"window": window})
-        upstream = _foreign(ordered)
+        upstream = _foreign(ordered, stats)
     elif node.op is FORWARD:
-        streams = [_sorted_items(dep, window) for dep in node.deps]
+        streams = [_sorted_items(dep, window, stats) for dep in node.deps]
         try:
             yield from heapq.merge(*streams, key=_by_index)
         finally:
@@ -89,12 +92,12 @@ def _sorted_items(node: Any, window: int) -> Generator[Item, None, None]:
                 stream.close()
         return
     else:
-        inner = _sorted_items(node.deps[0], window)
+        inner = _sorted_items(node.deps[0], window, stats)
         try:
             if node.op in (FLAT_MAP, UNBATCH):
-                yield from _extended_in_order(node, inner)
+                yield from _extended_in_order(node, inner, stats)
             else:  # outputs keep their input's index (batch: the smallest): still sorted
-                yield from _apply(node, inner)
+                yield from _apply(node, inner, stats)
         finally:
             inner.close()
         return
@@ -104,7 +107,9 @@ def _sorted_items(node: Any, window: int) -> Generator[Item, None, None]:
         upstream.close()
 
 
-def _extended_in_order(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Item]:
+def _extended_in_order(
+    stage: Stage[Any], items: Iterator[Item], stats: RunStats
+) -> Iterator[Item]:
     """`flat_map` or `unbatch` over sorted `items`, sorted: the outputs of inputs that share
     an index (a `concat` of two branches) are sorted together."""
     current: List[Any] = [None]
@@ -116,7 +121,7 @@ def _extended_in_order(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Ite
 
     group: List[Item] = []
     group_of = None
-    for item in _apply(stage, noting(items)):
+    for item in _apply(stage, noting(items), stats):
         if current[0] != group_of:
             group.sort(key=_by_index)
             yield from group
@@ -126,8 +131,45 @@ def _extended_in_order(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Ite
     yield from group
 
 
-def _apply(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Item]:
-    """Run `stage` over `items` as its single worker (index 0), on_start and on_done included."""
+def _apply(stage: Stage[Any], items: Iterator[Item], stats: RunStats) -> Iterator[Item]:
+    """Run `stage` over `items` as its single worker (index 0), on_start and on_done
+    included, counting into its row of `stats`."""
+    row = stats.stage(stage)
+    c = row.counters()
+    c.start()
+    try:
+        yield from _counted(c, _apply_op(stage, _taking(c, items), c))
+    finally:
+        c.end()
+
+
+def _taking(c: Counters, items: Iterator[Item]) -> Iterator[Item]:
+    """`items`, counting them and the time spent waiting for them."""
+    clock = time.perf_counter
+    items = iter(items)
+    while True:
+        t = clock()
+        try:
+            item = next(items)
+        except StopIteration:
+            c.waiting += clock() - t
+            return
+        c.waiting += clock() - t
+        c.items_in += 1
+        yield item
+
+
+def _counted(c: Counters, outputs: Iterator[Item]) -> Iterator[Item]:
+    """`outputs`, counting them and the time the consumer keeps each (blocked)."""
+    clock = time.perf_counter
+    for item in outputs:
+        c.items_out += 1
+        t = clock()
+        yield item
+        c.blocked += clock() - t
+
+
+def _apply_op(stage: Stage[Any], items: Iterator[Item], c: Counters) -> Iterator[Item]:
     op = stage.op
     if op is BATCH:
         yield from op.stream(stage.options["size"], items, False)
@@ -135,28 +177,50 @@ def _apply(stage: Stage[Any], items: Iterator[Item]) -> Iterator[Item]:
     if not op.per_item:
         yield from (items if op is ORDERED else op.stream(None, items, False))
         return
-    life = Lifecycle(stage.where, stage.f, stage.on_start, stage.on_done)
+    life = Lifecycle(
+        stage.where, stage.f, stage.on_start, stage.on_done, 0, stage.policy, c, op.name,
+        _limiter(stage),
+    )
     f, indexed = life.start()
     if stage.timeout:
-        yield from _apply_with_timeout(stage, f, items, indexed)
+        yield from _apply_with_timeout(stage, f, items, indexed, c)
     else:
-        yield from op.stream(f, items, indexed)
+        yield from op.stream_for(life.guarded)(f, items, indexed)
     life.done(WorkerCount(0))
 
 
+def _limiter(stage: Stage[Any]) -> Optional[RateLimiter]:
+    policy = stage.policy
+    return RateLimiter(policy.rate) if policy is not None and policy.rate else None
+
+
 def _apply_with_timeout(
-    stage: Stage[Any], f: Any, items: Iterator[Item], indexed: bool
+    stage: Stage[Any], f: Any, items: Iterator[Item], indexed: bool, c: Counters
 ) -> Iterator[Item]:
-    """Item by item; an item whose `f` overruns the stage's timeout is dropped."""
+    """Item by item; an item whose `f` overruns the stage's timeout is tried again if
+    the stage's policy says so, else dropped (or handed to a callable `on_error`)."""
     deadline = Deadline(stage.timeout)
+    stream = stage.op.stream_for(True)
+    policy = stage.policy
     try:
         for item in items:
-            try:
-                deadline.begin()
-                out = list(stage.op.stream(f, (item,), indexed))
-                deadline.end()
-            except ItemTimeout:
-                continue
+            attempt = 0
+            while True:
+                try:
+                    deadline.begin()
+                    out = list(stream(f, (item,), indexed))
+                    deadline.end()
+                    break
+                except ItemTimeout:
+                    c.timed_out += 1
+                    if not retry_timed_out(policy, attempt):
+                        outcome = timed_out(policy, c, stage.op.name, item[1], stage.timeout)
+                        out = list(stream(lambda *_: outcome, (item,), False))
+                        break
+                    attempt += 1
+                    c.retried += 1
+                    assert policy is not None
+                    time.sleep(policy.delay(attempt))
             yield from out
     finally:
         deadline.close()
@@ -165,8 +229,8 @@ def _apply_with_timeout(
 class SyncExecution:
     """A sync run: generators in the consumer's thread, one item per batch."""
 
-    def __init__(self, stage: Stage[Any]) -> None:
-        self._items = _items(stage)
+    def __init__(self, stage: Stage[Any], stats: RunStats) -> None:
+        self._items = _items(stage, stats)
 
     def __iter__(self) -> Iterator[List[Item]]:
         for item in self._items:
@@ -197,32 +261,50 @@ class SyncRunner(StageRunner):
 
     def _main(self) -> None:
         stage, inq, out = self.stage, self.input, self.output
+        c = self.stats.counters()
+        c.start()
+        clock = time.perf_counter
         try:
-            life = Lifecycle(stage.where, stage.f, stage.on_start, stage.on_done)
+            life = Lifecycle(
+                stage.where, stage.f, stage.on_start, stage.on_done, 0, stage.policy, c,
+                stage.op.name, _limiter(stage),
+            )
             f, indexed = life.start()
+            stream = stage.op.stream_for(life.guarded)
             while True:
+                t0 = clock()
                 taken = take(inq, out, MAX_BATCH)
+                t = clock()
+                c.waiting += t - t0
                 if taken is None:
                     break
                 if stage.timeout:
-                    outputs = list(_apply_with_timeout(stage, f, iter(taken[0]), indexed))
+                    outputs = list(_apply_with_timeout(stage, f, iter(taken[0]), indexed, c))
                 else:
-                    outputs = list(stage.op.stream(f, taken[0], indexed))
+                    outputs = list(stream(f, taken[0], indexed))
+                t1 = clock()
                 deliver(inq, out, outputs, taken)
+                c.blocked += clock() - t1
+                c.items_in += len(taken[0])
+                c.items_out += len(outputs)
             life.done(WorkerCount(0))
             out.done()
         except Cancelled:
             pass
         except BaseException as e:
             self.execution.fail(e)
+        finally:
+            c.end()
 
 
 class SyncBackend:
     name = "sync"
     reports_progress = True
 
-    def start(self, stage: Stage[Any], maxsize: int) -> SyncExecution:
-        return SyncExecution(stage)
+    def start(
+        self, stage: Stage[Any], maxsize: int, stats: Optional[RunStats] = None
+    ) -> SyncExecution:
+        return SyncExecution(stage, stats if stats is not None else RunStats())
 
     def runner(
         self,

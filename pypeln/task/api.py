@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import (
+    Optional,
     Any,
     AsyncIterable,
     Awaitable,
@@ -16,7 +17,8 @@ from typing import (
 from typing_extensions import Literal
 
 from .._core import checks
-from .._core.api import OptionalCallback, Source, StageFunctions
+from .._core.api import OptionalCallback, RetryOn, Source, StageFunctions
+from .._core.policy import DEFAULT_BACKOFF, OnError
 from .._core.element import Element
 from .._core.ops import FLAT_MAP, MAP
 from .._core.stage import UNDEFINED, Partial, Stage, Undefined
@@ -47,6 +49,12 @@ class TaskStageFunctions(StageFunctions):
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Stage[B]: ...
 
     @overload
@@ -59,6 +67,12 @@ class TaskStageFunctions(StageFunctions):
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Stage[B]: ...
 
     @overload
@@ -71,6 +85,12 @@ class TaskStageFunctions(StageFunctions):
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Partial[Stage[B]]: ...
 
     @overload
@@ -83,6 +103,12 @@ class TaskStageFunctions(StageFunctions):
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Partial[Stage[B]]: ...
 
     def map(
@@ -94,6 +120,12 @@ class TaskStageFunctions(StageFunctions):
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Any:
         """Apply ``f`` to each item: ``y = f(x)`` or ``y = await f(x)``.
 
@@ -117,7 +149,10 @@ class TaskStageFunctions(StageFunctions):
                 of resources, shared by every item in flight.
             on_done: runs once for the stage last (may be async).
         """
-        return self._per_item(MAP, f, stage, workers, maxsize, timeout, on_start, on_done, {})
+        return self._per_item(
+            MAP, f, stage, workers, maxsize, timeout, on_start, on_done, {},
+            (on_error, retries, backoff, retry_on, rate),
+        )
 
     @overload
     def flat_map(
@@ -129,6 +164,12 @@ class TaskStageFunctions(StageFunctions):
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Stage[B]: ...
 
     @overload
@@ -141,6 +182,12 @@ class TaskStageFunctions(StageFunctions):
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Partial[Stage[B]]: ...
 
     def flat_map(
@@ -152,6 +199,12 @@ class TaskStageFunctions(StageFunctions):
         timeout: float = 0,
         on_start: OptionalCallback = None,
         on_done: OptionalCallback = None,
+        *,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: RetryOn = (Exception,),
+        rate: Optional[float] = None,
     ) -> Any:
         """Emit, one by one, the items of what ``f(x)`` returns: an iterable, an async
         iterable (e.g. an async generator) or an awaitable of an iterable.
@@ -165,7 +218,10 @@ class TaskStageFunctions(StageFunctions):
 
         Parameters are those of `map`.
         """
-        return self._per_item(FLAT_MAP, f, stage, workers, maxsize, timeout, on_start, on_done, {})
+        return self._per_item(
+            FLAT_MAP, f, stage, workers, maxsize, timeout, on_start, on_done, {},
+            (on_error, retries, backoff, retry_on, rate),
+        )
 
     @overload
     def to_async_iterable(

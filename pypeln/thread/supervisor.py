@@ -9,9 +9,11 @@ from typing import Any, List
 
 from .._core.batching import MAX_BATCH
 from .._core.element import Item
+from .._core.errors import Cancelled
 from .._core.execution import Execution, StageRunner
 from .._core.inject import WorkerCount
-from .._core.queue import IterableQueue
+from .._core.policy import RateLimiter, retry_timed_out, timed_out
+from .._core.queue import IterableQueue, deliver
 from .._core.stage import Stage
 from .._core.threadstop import raise_in_thread
 from .worker import Abandoned, Worker
@@ -34,6 +36,10 @@ class Supervisor(StageRunner):
         self.lock = threading.Lock()
         self.workers: List[Worker] = [Worker(self, i) for i in range(n)]
         self._stopped = threading.Event()
+        policy = stage.policy
+        #: the stage's rate limit, shared by its workers
+        self.limiter = RateLimiter(policy.rate) if policy is not None and policy.rate else None
+        self.stats.alive = self.active.value
         output.add_producers(n)
 
     def start(self) -> None:
@@ -45,37 +51,52 @@ class Supervisor(StageRunner):
     def cancel(self) -> None:
         self._stopped.set()
 
-    def _drop(self, worker: Worker) -> None:
-        """`worker`'s item overran: it is dropped (its room given back, its take finished)."""
-        taken = worker.current
+    def _overran(self, worker: Worker) -> Worker:
+        """`worker`'s item overran: its replacement, which tries the item again if the
+        stage's policy says so; else the item is dropped (or handed to `on_error`)."""
+        taken, stage = worker.current, self.stage
+        worker.counters.timed_out += 1
+        if taken is not None and retry_timed_out(stage.policy, worker.attempt):
+            worker.counters.retried += 1
+            return Worker(self, worker.index, retry=(taken, worker.attempt + 1))
         if taken is not None:
-            if taken[2]:
-                self.output.put_batch([], taken[2])
-            if self.input.progress is not None:
-                self.input.finish(taken[1], len(taken[0]))
+            value = taken[0][0][1]
+            outcome = timed_out(stage.policy, worker.counters, stage.op.name, value, stage.timeout)
+            outputs = list(stage.op.stream_for(True)(lambda *_: outcome, taken[0], False))
+            deliver(self.input, self.output, outputs, taken)
+        return Worker(self, worker.index)
 
     def _watch(self) -> None:
         """Replace every worker whose current item has run longer than the timeout."""
         timeout = self.stage.timeout
-        while not self._stopped.is_set():
-            now = time.monotonic()
-            wait = timeout
-            with self.lock:
-                for pos, w in enumerate(self.workers):
-                    if w.started is None:
-                        continue
-                    left = w.started + timeout - now
-                    if left <= 0:
-                        w.abandoned = True
-                        self._drop(w)
-                        assert w.thread is not None
-                        raise_in_thread(w.thread, Abandoned)
-                        self.threads.remove(w.thread)
-                        replacement = Worker(self, w.index)
+        try:
+            while not self._stopped.is_set():
+                now = time.monotonic()
+                wait = timeout
+                overran = []
+                with self.lock:
+                    for pos, w in enumerate(self.workers):
+                        if w.started is None:
+                            continue
+                        left = w.started + timeout - now
+                        if left <= 0:
+                            w.abandoned = True
+                            assert w.thread is not None
+                            raise_in_thread(w.thread, Abandoned)
+                            self.threads.remove(w.thread)
+                            w.counters.end()
+                            overran.append((pos, w))
+                        else:
+                            wait = min(wait, left)
+                for pos, w in overran:  # (a handler or a full output may take time)
+                    replacement = self._overran(w)
+                    with self.lock:
                         self.workers[pos] = replacement
-                        replacement.start()
-                    else:
-                        wait = min(wait, left)
-            if self.active.value() <= 0:
-                return
-            self._stopped.wait(wait)
+                    replacement.start()
+                if self.active.value() <= 0:
+                    return
+                self._stopped.wait(0 if overran else wait)
+        except Cancelled:
+            pass
+        except BaseException as e:
+            self.execution.fail(e)

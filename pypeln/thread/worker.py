@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from .._core.batching import BatchSizer
 from .._core.errors import Cancelled
@@ -22,9 +22,18 @@ class Abandoned(BaseException):
 class Worker:
     """Runs `on_start`, then `f` over batches of its stage's input, then `on_done`."""
 
-    def __init__(self, supervisor: Supervisor, index: int) -> None:
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        index: int,
+        retry: Optional[Tuple[Taken3, int]] = None,
+    ) -> None:
         self.supervisor = supervisor
         self.index = index
+        #: an overrun item (and its attempt number) to try again first
+        self.retry = retry
+        self.attempt = 0
+        self.counters = supervisor.stats.counters()
         #: when the current item started (timeout watch), None between items
         self.started: Optional[float] = None
         self.abandoned = False
@@ -38,9 +47,17 @@ class Worker:
     def _main(self) -> None:
         sup = self.supervisor
         stage = sup.stage
+        counters = self.counters
+        counters.start()
         try:
-            life = Lifecycle(stage.where, stage.f, stage.on_start, stage.on_done, self.index)
-            self._run_items(*life.start())
+            life = Lifecycle(
+                stage.where, stage.f, stage.on_start, stage.on_done, self.index,
+                stage.policy, counters, stage.op.name, sup.limiter,
+            )
+            f, indexed = life.start()
+            if self.retry is not None:
+                self._retry(f, indexed, *self.retry)
+            self._run_items(f, indexed, stage.op.stream_for(life.guarded))
             sup.active.finish()
             life.done(sup.active)
             sup.output.done()
@@ -49,37 +66,58 @@ class Worker:
         except BaseException as e:
             if not self.abandoned:
                 sup.execution.fail(e)
+        finally:
+            counters.end()
 
-    def _run_items(self, f: Any, indexed: bool) -> None:
+    def _run_items(self, f: Any, indexed: bool, stream: Any) -> None:
         """Apply `f` to batches of ready items, sized by how long the previous ones took.
 
         Only the time spent in `f` counts: waiting for room downstream is not slowness.
         With a timeout, items go one at a time, each under the supervisor's watch.
         """
         sup = self.supervisor
-        stream, inq, out = sup.stage.op.stream, sup.input, sup.output
+        inq, out = sup.input, sup.output
         watched = bool(sup.stage.timeout)
         sizer = BatchSizer(1 if watched else sup.batch_cap)
         clock = time.perf_counter
+        c = self.counters
         while True:
+            t0 = clock()
             taken = take(inq, out, sizer.limit)
+            t = clock()
+            c.waiting += t - t0
             if taken is None:
                 return
             if watched:
                 self._watch_item(taken)
-            t = clock()
             outputs = list(stream(f, taken[0], indexed))
+            t1 = clock()
             if watched:
                 self._watch_item(None)
             else:
-                sizer.update(len(taken[0]), clock() - t)
+                sizer.update(len(taken[0]), t1 - t)
             deliver(inq, out, outputs, taken)
+            c.blocked += clock() - t1
+            c.items_in += len(taken[0])
+            c.items_out += len(outputs)
 
-    def _watch_item(self, taken: Optional[Taken3]) -> None:
-        """Tell the supervisor an item starts (`taken`) or ends (None); raise `Abandoned`
-        if it gave up on us."""
+    def _retry(self, f: Any, indexed: bool, taken: Taken3, attempt: int) -> None:
+        """Try again the item its predecessor abandoned when it overran the timeout."""
+        sup = self.supervisor
+        time.sleep(sup.stage.policy.delay(attempt) if sup.stage.policy is not None else 0)
+        self._watch_item(taken, attempt)
+        outputs = list(sup.stage.op.stream_for(True)(f, taken[0], indexed))
+        self._watch_item(None)
+        deliver(sup.input, sup.output, outputs, taken)
+        self.counters.items_in += len(taken[0])
+        self.counters.items_out += len(outputs)
+
+    def _watch_item(self, taken: Optional[Taken3], attempt: int = 0) -> None:
+        """Tell the supervisor an item starts (`taken`, its `attempt`) or ends (None); raise
+        `Abandoned` if it gave up on us."""
         with self.supervisor.lock:
             if self.abandoned:
                 raise Abandoned()
             self.started = time.monotonic() if taken is not None else None
             self.current = taken
+            self.attempt = attempt

@@ -1,0 +1,329 @@
+"""What a stage does when `f` fails for one item: retry it, skip it, or hand it to a
+callback; and how fast it may start items (`rate`). Written once for every backend.
+
+A stage with a policy calls a *guarded* `f` (`guard`, or `guard_async` in `task`): each
+attempt first takes a slot from the stage's `RateLimiter`, then calls `f`; an exception
+matching ``retry_on`` is retried up to ``retries`` times after an exponential backoff with
+jitter; an item that still fails goes to ``on_error``:
+
+- ``"raise"`` (the default): the exception stops the pipeline, as without a policy;
+- ``"skip"``: the item is dropped (and counted);
+- a callable ``handler(exception, value)``: its return value stands for what `f` would
+  have returned (`map`: the output value; `filter`: keep it if truthy; `flat_map`: an
+  iterable of outputs, None for none; `each`: ignored). If it raises, the pipeline stops
+  with that exception, as if `f` had raised it.
+
+A stage without a policy calls `f` directly: no cost at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import threading
+import time
+from typing import Any, Callable, Optional, Tuple, Type, Union
+
+from . import checks
+from .stats import Counters
+
+OnError = Union[str, Callable[[BaseException, Any], Any]]
+
+#: The longest wait between two attempts, whatever ``backoff`` and the attempt number.
+MAX_BACKOFF = 30.0
+#: Default base of the backoff, in seconds: attempts wait 0.1, 0.2, 0.4, ... (+ jitter).
+DEFAULT_BACKOFF = 0.1
+#: Each backoff is lengthened by a random share up to this (jitter spreads retries out).
+JITTER = 0.25
+#: Starts are spaced this much more than ``1 / rate`` apart, so that no one-second window
+#: ever sees more than ``rate`` starts, even when threads are scheduled late.
+RATE_MARGIN = 1.005
+
+
+class Skipped:
+    """What a guarded `f` returns for a skipped item: false and empty, so `filter`,
+    `flat_map` and `each` drop it unchanged; `map` drops it explicitly."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __repr__(self) -> str:
+        return "SKIPPED"
+
+
+SKIPPED = Skipped()
+
+
+class Policy:
+    """A stage's error policy and rate; immutable, picklable (it travels to processes)."""
+
+    __slots__ = ("on_error", "retries", "backoff", "retry_on", "rate")
+
+    def __init__(
+        self,
+        on_error: OnError = "raise",
+        retries: int = 0,
+        backoff: float = DEFAULT_BACKOFF,
+        retry_on: Tuple[Type[BaseException], ...] = (Exception,),
+        rate: Optional[float] = None,
+    ) -> None:
+        self.on_error = on_error
+        self.retries = retries
+        self.backoff = backoff
+        self.retry_on = retry_on
+        self.rate = rate
+
+    def __getstate__(self) -> Any:
+        return (self.on_error, self.retries, self.backoff, self.retry_on, self.rate)
+
+    def __setstate__(self, state: Any) -> None:
+        self.on_error, self.retries, self.backoff, self.retry_on, self.rate = state
+
+    @property
+    def handles_errors(self) -> bool:
+        """Whether a failing item is anything but an error that stops the pipeline."""
+        return self.retries > 0 or self.on_error != "raise"
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1, 2, ...): exponential, capped,
+        lengthened by up to `JITTER` at random (never shortened)."""
+        base = min(MAX_BACKOFF, self.backoff * (2 ** (attempt - 1)))
+        return base * (1 + JITTER * random.random())
+
+    def retryable(self, exc: BaseException, attempt: int) -> bool:
+        return attempt < self.retries and isinstance(exc, self.retry_on)
+
+    def __repr__(self) -> str:
+        return (
+            f"Policy(on_error={self.on_error!r}, retries={self.retries}, "
+            f"backoff={self.backoff}, retry_on={self.retry_on}, rate={self.rate})"
+        )
+
+
+def make_policy(
+    where: str,
+    on_error: Any = "raise",
+    retries: Any = 0,
+    backoff: Any = DEFAULT_BACKOFF,
+    retry_on: Any = (Exception,),
+    rate: Any = None,
+) -> Optional[Policy]:
+    """Check the policy parameters; the stage's `Policy`, or None when they are the defaults."""
+    if not (on_error in ("raise", "skip") if isinstance(on_error, str) else callable(on_error)):
+        raise (ValueError if isinstance(on_error, str) else TypeError)(
+            f"{where}: on_error must be 'raise', 'skip' or a callable (exception, value), "
+            f"got {on_error!r}"
+        )
+    checks.integer(where, "retries", retries, 0)
+    checks.number(where, "backoff", backoff, 0)
+    if math.isinf(backoff):
+        raise ValueError(f"{where}: backoff must be finite, got {backoff!r}")
+    if isinstance(retry_on, type):
+        retry_on = (retry_on,)
+    if not (
+        isinstance(retry_on, tuple)
+        and all(isinstance(t, type) and issubclass(t, BaseException) for t in retry_on)
+    ):
+        raise TypeError(
+            f"{where}: retry_on must be an exception type or a tuple of them, got {retry_on!r}"
+        )
+    if rate is not None:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+            raise TypeError(
+                f"{where}: rate must be a number of items per second, got {rate!r} "
+                f"({type(rate).__name__})"
+            )
+        if not (rate > 0 and not math.isinf(rate)):
+            raise ValueError(f"{where}: rate must be > 0 items per second (and finite), got {rate!r}")
+    if on_error == "raise" and not retries and rate is None:
+        return None
+    return Policy(on_error, retries, backoff, retry_on, None if rate is None else float(rate))
+
+
+# -- rate ---------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Spaces the starts of a stage's attempts at least ``1 / rate`` seconds apart.
+
+    Shared by all the stage's workers: threads share one, worker processes share the
+    lock and the next start time in shared memory (`shared`). A waiter holds the lock
+    while it sleeps, so starts go out one by one and each is stamped when it really
+    happens: no one-second window sees more than ``rate`` starts (no bursts).
+    """
+
+    def __init__(self, rate: float, lock: Any = None, cell: Any = None) -> None:
+        self.interval = RATE_MARGIN / rate
+        self.lock = lock if lock is not None else threading.Lock()
+        #: the earliest next start (`time.monotonic`), in a one-element array
+        self.cell = cell if cell is not None else [0.0]
+
+    @classmethod
+    def shared(cls, rate: float, context: Any) -> RateLimiter:
+        """A limiter that worker processes of `context` can share (pass it at their start)."""
+        return cls(rate, context.Lock(), context.RawArray("d", 1))
+
+    def __getstate__(self) -> Any:
+        return (self.interval, self.lock, self.cell)
+
+    def __setstate__(self, state: Any) -> None:
+        self.interval, self.lock, self.cell = state
+
+    def acquire(self) -> None:
+        """Wait for this stage's next start slot."""
+        with self.lock:
+            now = time.monotonic()
+            wait = self.cell[0] - now
+            if wait > 0:
+                time.sleep(wait)
+                now = time.monotonic()
+            self.cell[0] = now + self.interval
+
+    async def acquire_async(self) -> None:
+        """`acquire` for one event loop's coroutines: they wait in turn, never blocking it."""
+        lock = self.__dict__.get("_async_lock")
+        if lock is None:
+            lock = self.__dict__["_async_lock"] = asyncio.Lock()
+        async with lock:
+            now = time.monotonic()
+            wait = self.cell[0] - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+                now = time.monotonic()
+            self.cell[0] = now + self.interval
+
+
+# -- guarded calls ------------------------------------------------------------------------
+
+
+def fallback(op_name: str, value: Any) -> Any:
+    """What an `on_error` handler's return value stands for, by operator."""
+    if value is None and op_name in ("flat_map", "each"):
+        return SKIPPED
+    return value
+
+
+def guard(
+    f: Callable[..., Any],
+    indexed: bool,
+    policy: Policy,
+    counters: Counters,
+    op_name: str,
+    limiter: Optional[RateLimiter] = None,
+) -> Callable[..., Any]:
+    """`f` under `policy`, called as `f` is (``g(x)``, or ``g(x, index)`` when `indexed`)."""
+    on_error = policy.on_error
+    sleep = time.sleep
+
+    def failed(e: Exception, x: Any) -> Any:
+        counters.failed += 1
+        if on_error == "raise":
+            raise e
+        if on_error == "skip":
+            counters.skipped += 1
+            return SKIPPED
+        return fallback(op_name, on_error(e, x))  # type: ignore[operator]
+
+    def call(x: Any, *index: Any) -> Any:
+        attempt = 0
+        while True:
+            if limiter is not None:
+                limiter.acquire()
+            try:
+                return f(x, *index)
+            except Exception as e:
+                if not policy.retryable(e, attempt):
+                    return failed(e, x)
+                attempt += 1
+                counters.retried += 1
+                sleep(policy.delay(attempt))
+
+    if indexed:
+        return call
+    return lambda x: call(x)
+
+
+def retry_timed_out(policy: Optional[Policy], attempt: int) -> bool:
+    """Whether an item whose attempt number `attempt` (0 first) overran is tried again."""
+    return policy is not None and policy.retryable(ItemTimeoutError("timed out"), attempt)
+
+
+def timed_out(
+    policy: Optional[Policy], counters: Counters, op_name: str, value: Any, seconds: float
+) -> Any:
+    """An item overran its stage's timeout, for good: `SKIPPED` to drop it (0.4.9 did, and
+    still does unless ``on_error`` is a callable), or the handler's fallback."""
+    if policy is None or not callable(policy.on_error):
+        if policy is not None and policy.on_error == "skip":
+            counters.failed += 1
+            counters.skipped += 1
+        return SKIPPED
+    counters.failed += 1
+    error = ItemTimeoutError(f"the item took longer than the stage's timeout of {seconds}s")
+    return fallback(op_name, policy.on_error(error, value))
+
+
+class ItemTimeoutError(TimeoutError):
+    """What `retry_on` and an `on_error` handler see for an item that overran `timeout`."""
+
+
+def guard_async(
+    f: Callable[..., Any],
+    indexed: bool,
+    policy: Policy,
+    counters: Counters,
+    op_name: str,
+    limiter: Optional[RateLimiter] = None,
+    timeout: float = 0,
+) -> Callable[..., Any]:
+    """`guard` for an event loop: `f` may be sync or async, backoffs and rate waits
+    suspend only this item, and each attempt gets its own `timeout` (0: none)."""
+    on_error = policy.on_error
+
+    async def attempt_once(x: Any, index: Tuple[Any, ...]) -> Any:
+        result = f(x, *index)
+        if asyncio.iscoroutine(result) or hasattr(result, "__await__"):
+            result = await result
+        return result
+
+    async def call(x: Any, *index: Any) -> Any:
+        attempt = 0
+        while True:
+            if limiter is not None:
+                await limiter.acquire_async()
+            try:
+                if timeout:
+                    started = time.monotonic()
+                    try:
+                        return await asyncio.wait_for(attempt_once(x, index), timeout)
+                    except asyncio.TimeoutError:
+                        if time.monotonic() - started < timeout:
+                            raise  # raised by `f` itself: a failure like any other
+                        raise ItemTimeoutError(f"overran {timeout}s") from None
+                return await attempt_once(x, index)
+            except ItemTimeoutError:
+                counters.timed_out += 1
+                if not retry_timed_out(policy, attempt):
+                    return timed_out(policy, counters, op_name, x, timeout)
+            except Exception as e:
+                if not policy.retryable(e, attempt):
+                    counters.failed += 1
+                    if on_error == "raise":
+                        raise
+                    if on_error == "skip":
+                        counters.skipped += 1
+                        return SKIPPED
+                    return fallback(op_name, on_error(e, x))  # type: ignore[operator]
+            attempt += 1
+            counters.retried += 1
+            await asyncio.sleep(policy.delay(attempt))
+
+    if indexed:
+        return call
+    return lambda x: call(x)
