@@ -13,7 +13,9 @@ from __future__ import annotations
 from . import process, sync, task, thread
 from ._core.element import Element
 from ._core.errors import RemoteTraceback, WorkerDiedError
-from ._core.stage import Partial, Stage
+from ._core.policy import ItemTimeoutError
+from ._core.stage import Partial, PipelineIterator, Stage
+from ._core.stats import Report, RunStats, StageStats
 
 __version__ = "0.5.0"
 
@@ -30,5 +32,10 @@ __all__ = [
     "Partial",
     "RemoteTraceback",
     "WorkerDiedError",
+    "ItemTimeoutError",
+    "PipelineIterator",
+    "RunStats",
+    "StageStats",
+    "Report",
     "__version__",
 ]

@@ -26,8 +26,8 @@ from typing_extensions import Literal
 
 from . import checks
 from .element import Element
-from .policy import DEFAULT_BACKOFF, OnError, make_policy
 from .ops import BATCH, EACH, FILTER, FLAT_MAP, FORWARD, MAP, ORDERED, UNBATCH, Operator
+from .policy import DEFAULT_BACKOFF, OnError, make_policy
 from .stage import UNDEFINED, Backend, Partial, PipelineIterator, Stage, Undefined
 from .stats import RunStats
 
@@ -225,7 +225,15 @@ class StageFunctions:
         [0.5, 1.0]
         """
         return self._per_item(
-            MAP, f, stage, workers, maxsize, timeout, on_start, on_done, options,
+            MAP,
+            f,
+            stage,
+            workers,
+            maxsize,
+            timeout,
+            on_start,
+            on_done,
+            options,
             (on_error, retries, backoff, retry_on, rate),
         )
 
@@ -291,7 +299,15 @@ class StageFunctions:
         Parameters are those of `map`.
         """
         return self._per_item(
-            FILTER, f, stage, workers, maxsize, timeout, on_start, on_done, options,
+            FILTER,
+            f,
+            stage,
+            workers,
+            maxsize,
+            timeout,
+            on_start,
+            on_done,
+            options,
             (on_error, retries, backoff, retry_on, rate),
         )
 
@@ -360,7 +376,15 @@ class StageFunctions:
         Parameters are those of `map`.
         """
         return self._per_item(
-            FLAT_MAP, f, stage, workers, maxsize, timeout, on_start, on_done, options,
+            FLAT_MAP,
+            f,
+            stage,
+            workers,
+            maxsize,
+            timeout,
+            on_start,
+            on_done,
+            options,
             (on_error, retries, backoff, retry_on, rate),
         )
 
@@ -465,13 +489,32 @@ class StageFunctions:
             make_policy(self._where("each"), on_error, retries, backoff, retry_on, rate)
             return Partial(
                 lambda s: self.each(
-                    f, s, workers, maxsize, timeout, on_start, on_done, run,
-                    on_error=on_error, retries=retries, backoff=backoff, retry_on=retry_on,
-                    rate=rate, **options,
+                    f,
+                    s,
+                    workers,
+                    maxsize,
+                    timeout,
+                    on_start,
+                    on_done,
+                    run,
+                    on_error=on_error,
+                    retries=retries,
+                    backoff=backoff,
+                    retry_on=retry_on,
+                    rate=rate,
+                    **options,
                 )
             )
         result = self._per_item(
-            EACH, f, stage, workers, maxsize, timeout, on_start, on_done, options,
+            EACH,
+            f,
+            stage,
+            workers,
+            maxsize,
+            timeout,
+            on_start,
+            on_done,
+            options,
             (on_error, retries, backoff, retry_on, rate),
         )
         if run:
@@ -711,9 +754,7 @@ class StageFunctions:
         checks.flag(where, "return_index", return_index)
         check_progress(where, progress)
         if isinstance(stage, Undefined):
-            return Partial(
-                lambda s: self.to_iterable(s, maxsize, return_index, progress=progress)
-            )
+            return Partial(lambda s: self.to_iterable(s, maxsize, return_index, progress=progress))
         checks.source(where, "stage", stage, self.accepts_async)
         if not isinstance(stage, Stage):
             stage = Stage(self.backend, FORWARD, (stage,), where=where)
@@ -721,7 +762,10 @@ class StageFunctions:
 
     @overload
     def run(
-        self, *stages: Any, maxsize: int = 0, progress: Progress = False,
+        self,
+        *stages: Any,
+        maxsize: int = 0,
+        progress: Progress = False,
         stats: Literal[False] = False,
     ) -> None: ...
 
@@ -752,7 +796,7 @@ class StageFunctions:
         stage = stages[0] if len(stages) == 1 and isinstance(stages[0], Stage) else None
         if stage is None:
             stage = self.concat(list(stages), maxsize=maxsize)
-        it = PipelineIterator(stage, maxsize, False, progress or None)
+        it: PipelineIterator[Any] = PipelineIterator(stage, maxsize, False, progress or None)
         for _ in it:
             pass
         return it.stats if stats else None
@@ -760,7 +804,9 @@ class StageFunctions:
 
 def check_progress(where: str, progress: Any) -> None:
     """``progress`` is False, True or "force"; bars need the `progress` extra (tqdm)."""
-    if progress not in (False, True, "force") or (progress and not isinstance(progress, (bool, str))):
+    if progress not in (False, True, "force") or (
+        progress and not isinstance(progress, (bool, str))
+    ):
         raise ValueError(f"{where}: progress must be False, True or 'force', got {progress!r}")
     if progress:
         from .bars import require_tqdm

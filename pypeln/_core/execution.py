@@ -79,6 +79,7 @@ class Execution:
         self.output = self.queue(maxsize or stage.maxsize, consumers=1)
         #: an `ordered` last stage, run by the consumer itself: its input and its window
         self._ordering: Optional[Tuple[IterableQueue[Item], Optional[Window]]] = None
+        self._top = stage
         try:
             if stage.op is ORDERED and not maxsize:
                 self._ordering = self._connect_ordered(stage, UNTRACKED)
@@ -235,7 +236,12 @@ class Execution:
     def _output_batches(self) -> Iterator[List[Item]]:
         if self._ordering is not None:
             # The last stage is `ordered`: the consumer sorts, with no thread in between.
+            row = self.stats.stage(self._top)
+            row.queue = self._ordering[0]
+            c = row.counters()
             for ready, _ in ordered_items(*self._ordering):
+                c.items_in += len(ready)
+                c.items_out += len(ready)
                 for start in range(0, len(ready), MAX_BATCH):
                     yield ready[start : start + MAX_BATCH]
             return
@@ -257,9 +263,7 @@ class ExecutionBackend:
     #: its runners report watermarks in tracked queues (`ordered` after it can stream)
     reports_progress = True
 
-    def start(
-        self, stage: Stage[Any], maxsize: int, stats: Optional[RunStats] = None
-    ) -> Execution:
+    def start(self, stage: Stage[Any], maxsize: int, stats: Optional[RunStats] = None) -> Execution:
         """Run `stage` (and everything it depends on) for a consumer in this thread."""
         return Execution(stage, maxsize, stats)
 

@@ -52,6 +52,8 @@ class MoveRunner(StageRunner):
 
     def _main(self) -> None:
         op = self.stage.op
+        self.counters = c = self.stats.counters()
+        c.start()
         try:
             if op is ORDERED:
                 self._ordered()
@@ -64,14 +66,19 @@ class MoveRunner(StageRunner):
             pass
         except BaseException as e:
             self.execution.fail(e)
+        finally:
+            c.end()
 
     def _forward(self, unbatch: bool) -> None:
-        inq, out, cap = self.input, self.output, self.cap
+        inq, out, cap, c = self.input, self.output, self.cap, self.counters
         while True:
             taken = take(inq, out, cap)
             if taken is None:
                 return
-            deliver(inq, out, UNBATCH.batch(taken[0]) if unbatch else taken[0], taken)
+            outputs = UNBATCH.batch(taken[0]) if unbatch else taken[0]
+            deliver(inq, out, outputs, taken)
+            c.items_in += len(taken[0])
+            c.items_out += len(outputs)
 
     # -- batch ---------------------------------------------------------------------------
 
@@ -109,6 +116,8 @@ class MoveRunner(StageRunner):
 
     def _emit_batch(self, held: List[Item], takes: List[Tuple[int, int]]) -> None:
         self.output.put_batch([make_batch(held)])
+        self.counters.items_in += len(held)
+        self.counters.items_out += 1
         for start, n in takes:
             self.input.finish(start, n)
 
@@ -119,6 +128,8 @@ class MoveRunner(StageRunner):
         for ready, head in ordered_items(self.input, self.window):
             for start in range(0, len(ready), MAX_BATCH):
                 put(ready[start : start + MAX_BATCH])
+            self.counters.items_in += len(ready)
+            self.counters.items_out += len(ready)
             if self.slot >= 0:
                 self.output.advance(self.slot, head)
 

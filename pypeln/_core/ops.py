@@ -209,3 +209,9 @@ FORWARD = Forward()
 ORDERED = Ordered()
 BATCH = Batch()
 UNBATCH = Unbatch()
+
+
+def fallback_outputs(op: Operator, value: Any, items: Iterable[Item]) -> List[Item]:
+    """What `op` makes of `items` when `f` is replaced by a constant `value` (the fallback
+    of an `on_error` handler, or `SKIPPED`)."""
+    return list(op.stream_for(True)(lambda *_: value, items, False))

@@ -93,7 +93,7 @@ class Policy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (1, 2, ...): exponential, capped,
         lengthened by up to `JITTER` at random (never shortened)."""
-        base = min(MAX_BACKOFF, self.backoff * (2 ** (attempt - 1)))
+        base: float = min(MAX_BACKOFF, self.backoff * (2.0 ** (attempt - 1)))
         return base * (1 + JITTER * random.random())
 
     def retryable(self, exc: BaseException, attempt: int) -> bool:
@@ -140,7 +140,9 @@ def make_policy(
                 f"({type(rate).__name__})"
             )
         if not (rate > 0 and not math.isinf(rate)):
-            raise ValueError(f"{where}: rate must be > 0 items per second (and finite), got {rate!r}")
+            raise ValueError(
+                f"{where}: rate must be > 0 items per second (and finite), got {rate!r}"
+            )
     if on_error == "raise" and not retries and rate is None:
         return None
     return Policy(on_error, retries, backoff, retry_on, None if rate is None else float(rate))

@@ -10,7 +10,6 @@ in through the same hooks (`pypeln._core.contracts`).
 from __future__ import annotations
 
 import os
-
 from typing import (
     Any,
     AsyncIterable,

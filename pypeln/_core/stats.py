@@ -297,8 +297,22 @@ def _share(seconds: float, row: StageStats, elapsed: float) -> float:
 class Report:
     """A rendering of `RunStats`: ``str()`` gives a text table, Jupyter shows HTML."""
 
-    HEADERS = ("stage", "workers", "in", "out", "failed", "retried", "skipped", "timed out",
-               "busy", "waiting", "blocked", "queue", "peak", "alive")
+    HEADERS = (
+        "stage",
+        "workers",
+        "in",
+        "out",
+        "failed",
+        "retried",
+        "skipped",
+        "timed out",
+        "busy",
+        "waiting",
+        "blocked",
+        "queue",
+        "peak",
+        "alive",
+    )
 
     def __init__(self, stats: RunStats) -> None:
         self.stats = stats
@@ -306,20 +320,20 @@ class Report:
         self.rows = [row.as_dict() for row in stats.stages]
         self.bottleneck, self.why = find_bottleneck(stats.stages, self.elapsed)
 
+    def _seconds(self, seconds: float, row: StageStats) -> str:
+        """Seconds, and their share of the stage's workers' time."""
+        if self.elapsed <= 0:
+            return f"{seconds:.2f}s"
+        return f"{seconds:.2f}s {_share(seconds, row, self.elapsed):.0%}"
+
     def _cells(self) -> List[List[str]]:
-        e = self.elapsed
         cells = []
         for d, row in zip(self.rows, self.stats.stages):
-            pct = (lambda s, r=row: f"{s:.2f}s {_share(s, r, e):.0%}") if e > 0 else (
-                lambda s, r=row: f"{s:.2f}s"
-            )
-            cells.append([
-                ("* " if row is self.bottleneck else "") + d["name"],
-                str(d["workers"]), str(d["items_in"]), str(d["items_out"]), str(d["failed"]),
-                str(d["retried"]), str(d["skipped"]), str(d["timed_out"]),
-                pct(d["busy"]), pct(d["waiting"]), pct(d["blocked"]),
-                str(d["queue_depth"]), str(d["queue_peak"]), str(d["workers_alive"]),
-            ])
+            mark = "* " if row is self.bottleneck else ""
+            counts = [str(d[k]) for k in FIELDS[:6]]
+            times = [self._seconds(d[k], row) for k in ("busy", "waiting", "blocked")]
+            now = [str(d[k]) for k in FIELDS[9:]]
+            cells.append([mark + d["name"], str(d["workers"]), *counts, *times, *now])
         return cells
 
     def summary(self) -> str:
@@ -327,13 +341,15 @@ class Report:
         return f"{len(self.rows)} stage(s), {state}, {self.elapsed:.2f}s. {self.why}"
 
     def __str__(self) -> str:
-        cells = self._cells()
-        widths = [max(len(h), *(len(c[k]) for c in cells)) if cells else len(h)
-                  for k, h in enumerate(self.HEADERS)]
-        line = lambda values: "  ".join(  # noqa: E731
-            v.ljust(w) if k == 0 else v.rjust(w) for k, (v, w) in enumerate(zip(values, widths))
-        )
-        return "\n".join([line(self.HEADERS), *(line(c) for c in cells), self.summary()])
+        rows = [list(self.HEADERS), *self._cells()]
+        widths = [max(len(r[k]) for r in rows) for k in range(len(self.HEADERS))]
+        lines = [
+            "  ".join(
+                v.ljust(w) if k == 0 else v.rjust(w) for k, (v, w) in enumerate(zip(r, widths))
+            )
+            for r in rows
+        ]
+        return "\n".join([*lines, self.summary()])
 
     __repr__ = __str__
 
@@ -350,9 +366,7 @@ class Report:
         )
 
 
-def find_bottleneck(
-    rows: Sequence[StageStats], elapsed: float
-) -> "tuple[Optional[StageStats], str]":
+def find_bottleneck(rows: Sequence[StageStats], elapsed: float) -> tuple[Optional[StageStats], str]:
     """The stage the others wait for, and why, in one line (None: no stage stands out)."""
     working = [r for r in rows if r.op in ("map", "filter", "flat_map", "each")]
     if not working or elapsed <= 0:
@@ -365,6 +379,13 @@ def find_bottleneck(
         return None, (
             f"The consumer is the bottleneck: {last.name} was blocked on its full output "
             f"{blocked_last:.0%} of the time."
+        )
+    first = working[0]
+    waiting_first = _share(first.waiting, first, elapsed)
+    if score < 0.5 and waiting_first > 0.5:
+        return None, (
+            f"The source is the bottleneck: {first.name} waited for input "
+            f"{waiting_first:.0%} of the time."
         )
     if score == 0:
         return None, "No stage has done any work yet."

@@ -21,12 +21,12 @@ from .._core.errors import Cancelled
 from .._core.execution import Execution, StageRunner
 from .._core.inject import Lifecycle, StageStatus, WorkerCount, WorkerInfo
 from .._core.namespace import Namespace
+from .._core.ops import BATCH, FLAT_MAP, FORWARD, ORDERED, UNBATCH, fallback_outputs
 from .._core.policy import RateLimiter, retry_timed_out, timed_out
-from .._core.stats import Counters, RunStats
-from .._core.ops import BATCH, FLAT_MAP, FORWARD, ORDERED, UNBATCH
 from .._core.queue import IterableQueue, deliver, take
 from .._core.sources import source_batches
 from .._core.stage import Partial, Stage, iter_batches
+from .._core.stats import Counters, RunStats
 from .._core.threadstop import Deadline, ItemTimeout
 
 _by_index = itemgetter(0)
@@ -107,9 +107,7 @@ def _sorted_items(node: Any, window: int, stats: RunStats) -> Generator[Item, No
         upstream.close()
 
 
-def _extended_in_order(
-    stage: Stage[Any], items: Iterator[Item], stats: RunStats
-) -> Iterator[Item]:
+def _extended_in_order(stage: Stage[Any], items: Iterator[Item], stats: RunStats) -> Iterator[Item]:
     """`flat_map` or `unbatch` over sorted `items`, sorted: the outputs of inputs that share
     an index (a `concat` of two branches) are sorted together."""
     current: List[Any] = [None]
@@ -178,7 +176,14 @@ def _apply_op(stage: Stage[Any], items: Iterator[Item], c: Counters) -> Iterator
         yield from (items if op is ORDERED else op.stream(None, items, False))
         return
     life = Lifecycle(
-        stage.where, stage.f, stage.on_start, stage.on_done, 0, stage.policy, c, op.name,
+        stage.where,
+        stage.f,
+        stage.on_start,
+        stage.on_done,
+        0,
+        stage.policy,
+        c,
+        op.name,
         _limiter(stage),
     )
     f, indexed = life.start()
@@ -215,7 +220,7 @@ def _apply_with_timeout(
                     c.timed_out += 1
                     if not retry_timed_out(policy, attempt):
                         outcome = timed_out(policy, c, stage.op.name, item[1], stage.timeout)
-                        out = list(stream(lambda *_: outcome, (item,), False))
+                        out = fallback_outputs(stage.op, outcome, (item,))
                         break
                     attempt += 1
                     c.retried += 1
@@ -266,8 +271,15 @@ class SyncRunner(StageRunner):
         clock = time.perf_counter
         try:
             life = Lifecycle(
-                stage.where, stage.f, stage.on_start, stage.on_done, 0, stage.policy, c,
-                stage.op.name, _limiter(stage),
+                stage.where,
+                stage.f,
+                stage.on_start,
+                stage.on_done,
+                0,
+                stage.policy,
+                c,
+                stage.op.name,
+                _limiter(stage),
             )
             f, indexed = life.start()
             stream = stage.op.stream_for(life.guarded)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import (
-    Optional,
     Any,
     AsyncIterable,
     Awaitable,
     Callable,
     Iterable,
+    Optional,
     TypeVar,
     Union,
     overload,
@@ -18,9 +18,9 @@ from typing_extensions import Literal
 
 from .._core import checks
 from .._core.api import OptionalCallback, RetryOn, Source, StageFunctions
-from .._core.policy import DEFAULT_BACKOFF, OnError
 from .._core.element import Element
 from .._core.ops import FLAT_MAP, MAP
+from .._core.policy import DEFAULT_BACKOFF, OnError
 from .._core.stage import UNDEFINED, Partial, Stage, Undefined
 from .consume import iterate
 
@@ -150,7 +150,15 @@ class TaskStageFunctions(StageFunctions):
             on_done: runs once for the stage last (may be async).
         """
         return self._per_item(
-            MAP, f, stage, workers, maxsize, timeout, on_start, on_done, {},
+            MAP,
+            f,
+            stage,
+            workers,
+            maxsize,
+            timeout,
+            on_start,
+            on_done,
+            {},
             (on_error, retries, backoff, retry_on, rate),
         )
 
@@ -219,7 +227,15 @@ class TaskStageFunctions(StageFunctions):
         Parameters are those of `map`.
         """
         return self._per_item(
-            FLAT_MAP, f, stage, workers, maxsize, timeout, on_start, on_done, {},
+            FLAT_MAP,
+            f,
+            stage,
+            workers,
+            maxsize,
+            timeout,
+            on_start,
+            on_done,
+            {},
             (on_error, retries, backoff, retry_on, rate),
         )
 

@@ -12,6 +12,7 @@ from .._core.element import Item
 from .._core.errors import Cancelled
 from .._core.execution import Execution, StageRunner
 from .._core.inject import WorkerCount
+from .._core.ops import fallback_outputs
 from .._core.policy import RateLimiter, retry_timed_out, timed_out
 from .._core.queue import IterableQueue, deliver
 from .._core.stage import Stage
@@ -62,7 +63,7 @@ class Supervisor(StageRunner):
         if taken is not None:
             value = taken[0][0][1]
             outcome = timed_out(stage.policy, worker.counters, stage.op.name, value, stage.timeout)
-            outputs = list(stage.op.stream_for(True)(lambda *_: outcome, taken[0], False))
+            outputs = fallback_outputs(stage.op, outcome, taken[0])
             deliver(self.input, self.output, outputs, taken)
         return Worker(self, worker.index)
 

@@ -51,8 +51,15 @@ class Worker:
         counters.start()
         try:
             life = Lifecycle(
-                stage.where, stage.f, stage.on_start, stage.on_done, self.index,
-                stage.policy, counters, stage.op.name, sup.limiter,
+                stage.where,
+                stage.f,
+                stage.on_start,
+                stage.on_done,
+                self.index,
+                stage.policy,
+                counters,
+                stage.op.name,
+                sup.limiter,
             )
             f, indexed = life.start()
             if self.retry is not None:

@@ -27,8 +27,10 @@ def parse(f: Callable[[int], str], xs: List[int]) -> None:
     assert_type(pl.thread.ordered(pl.thread.map(f, xs)), Stage[str])
     assert_type(pl.thread.concat([pl.thread.map(f, xs), pl.sync.map(f, xs)]), Stage[str])
     assert_type(pl.thread.each(print, xs, run=True), None)
-    assert_type(pl.thread.to_iterable(pl.thread.map(f, xs)), Iterable[str])
-    assert_type(pl.thread.to_iterable(xs, return_index=True), Iterable[Element])
+    assert_type(pl.thread.to_iterable(pl.thread.map(f, xs)), pl.PipelineIterator[str])
+    assert_type(pl.thread.to_iterable(xs, return_index=True), pl.PipelineIterator[Element])
+    it: Iterable[str] = pl.thread.to_iterable(pl.thread.map(f, xs))
+    assert_type(it, Iterable[str])
     stage: Stage[str] = pl.thread.map(f, pl.sync.filter(lambda x: x % 2 == 0, xs))
     for value in stage:
         assert_type(value, str)
