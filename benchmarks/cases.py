@@ -116,6 +116,21 @@ def pl_map(n: int, backend: str, fn: str, workers: Optional[int] = None) -> Meas
     return time.perf_counter() - t0, out
 
 
+def pl_map_progress(n: int, backend: str, fn: str, workers: Optional[int] = None) -> Measured:
+    """``pl.<backend>.to_iterable(map(fn, range(n)), progress="force") | list``, bars drawn
+    to a null device (the cost of drawing them, not of a terminal)."""
+    import contextlib
+    import os
+
+    mod = _backend(backend)
+    f = _fn(fn)
+    kwargs = {} if workers is None else {"workers": workers}
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+        t0 = time.perf_counter()
+        out = list(mod.to_iterable(mod.map(f, range(n), **kwargs), progress="force"))
+        return time.perf_counter() - t0, out
+
+
 def pl_pipeline(n: int, backend: str, workers: Optional[int] = None) -> Measured:
     """``range(n) | map(x+1) | filter(even) | map(x*2) | list`` on one backend."""
     mod = _backend(backend)

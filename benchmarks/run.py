@@ -74,6 +74,8 @@ WORKLOADS: Dict[str, str] = {
     "ordered-memory": "Peak RSS of the consuming process (ru_maxrss, children excluded) over a "
     "whole run of process.map | ordered, vs the same run without ordered; one run each. "
     "Lower is better.",
+    "progress": "A trivial thread.map with a progress bar per stage (drawn to a null device) vs "
+    "the same stage without bars. Higher items/s is better.",
 }
 
 

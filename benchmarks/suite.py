@@ -645,6 +645,16 @@ def build_rows(sizes: Dict[str, int]) -> List[Row]:
         metric=MEMORY,
         runs=1,
     )
+
+    # 8. progress: statistics are always on; bars are drawn by one thread that reads them.
+    #    The same stage with and without `progress="force"` (bars to a null device).
+    w = "progress"
+    n = sizes["overhead"]
+    thread_params = {"backend": "thread", "fn": "inc", "workers": 4}
+    add(w, "thread", "ours", f"pl.thread.map(range({n:,}), workers=4, progress=True)", OURS,
+        "pl_map_progress", n, "inc", params=thread_params)  # fmt: skip
+    add(w, "thread", "plain", f"pl.thread.map(range({n:,}), workers=4) (no bars)", PEER,
+        "pl_map", n, "inc", params=thread_params)  # fmt: skip
     return rows
 
 
@@ -669,6 +679,13 @@ class Target:
 
 
 TARGETS: List[Target] = [
+    Target(
+        "thread.map with progress bars >= 0.9x the same without",
+        RATIO,
+        "progress/thread/ours",
+        0.9,
+        "progress/thread/plain",
+    ),
     Target(
         "thread.map trivial workers=4 >= 10x ThreadPoolExecutor(4).map",
         RATIO,
