@@ -29,11 +29,13 @@ JOIN_TIMEOUT = 1.0
 
 
 def require_tqdm(where: str, what: str = "progress=True") -> Any:
-    """`tqdm.auto`, or an ImportError that says what asked for it and how to install it."""
+    """`tqdm.auto`, or an ImportError that says what asked for it (`where`: the function,
+    `what`: the setting) and how to install it."""
     try:
         return importlib.import_module("tqdm.auto")
     except ImportError as e:
-        raise ImportError(f"{where}: {what} needs tqdm: pip install 'pypeln[progress]'") from e
+        prefix = f"{where}: " if where else ""
+        raise ImportError(f"{prefix}{what} needs tqdm: pip install 'pypeln[progress]'") from e
 
 
 _warned_environment = False
@@ -47,7 +49,7 @@ def environment_bars_possible(value: str) -> bool:
     """
     global _warned_environment
     try:
-        require_tqdm("PYPELN_PROGRESS", f"PYPELN_PROGRESS={value}")
+        require_tqdm("", f"PYPELN_PROGRESS={value}")
     except ImportError as e:
         if not _warned_environment:
             _warned_environment = True
