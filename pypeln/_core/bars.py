@@ -107,7 +107,11 @@ class Bars:
         self._close_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._width = max((len(label(r.name)) for r in stats.stages), default=0)
-        self._add_rows()
+        try:
+            self._add_rows()
+        except BaseException:
+            self._close_bars()
+            raise
         if any(not bar.disable for bar in self._bars):
             self._thread = threading.Thread(target=self._loop, name="pypeln-progress", daemon=True)
             self._thread.start()
@@ -176,23 +180,27 @@ class Bars:
                 return
             self._closed = True
         self._stop.set()
+        deadline = time.monotonic() + JOIN_TIMEOUT
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(JOIN_TIMEOUT)
-        if not self._draw_lock.acquire(timeout=JOIN_TIMEOUT):
+        if not self._draw_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             return  # the drawing thread is stuck on its output: leave the bars as they are
         try:
             try:
                 self._draw()
             except Exception:
                 pass
-            for bar in self._bars:
-                try:
-                    bar.close()
-                except Exception:
-                    pass
+            self._close_bars()
         finally:
             self._draw_lock.release()
+
+    def _close_bars(self) -> None:
+        for bar in self._bars:
+            try:
+                bar.close()
+            except Exception:
+                pass
 
     def __enter__(self) -> Bars:
         return self
