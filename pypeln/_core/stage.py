@@ -180,16 +180,20 @@ def iter_batches(
         stats = RunStats()
     if progress is None:
         progress = progress_from_environment()
+        if progress:
+            from .bars import environment_bars_possible
+
+            progress = environment_bars_possible(os.environ["PYPELN_PROGRESS"]) and progress
     bars = None
     stats.plan(stage)
     stats.start()
     try:
         execution = stage.backend.start(stage, maxsize, stats)
-        if progress:
-            from .bars import Bars
-
-            bars = Bars(stats, stage, progress)
         try:
+            if progress:
+                from .bars import Bars
+
+                bars = Bars(stats, stage, progress)
             yield from execution
         finally:
             execution.cancel()
