@@ -93,8 +93,9 @@ class StageStats:
         workers: how many workers it was given (`task`: the most items in flight; 0 = no
             limit).
         items_in, items_out: items it finished taking, items it emitted.
-        failed: items whose `f` failed for good (after any retries): raised, skipped or
-            handed to `on_error`.
+        failed: items whose `f` failed for good (after any retries) under an error
+            policy: raised, skipped or handed to `on_error` (without a policy, the first
+            error stops the run and is raised instead of counted).
         retried: extra attempts made (`retries`).
         skipped: failed items dropped by ``on_error="skip"``.
         timed_out: attempts that overran the stage's `timeout`.
