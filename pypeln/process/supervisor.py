@@ -6,6 +6,9 @@ into the output queue. Each worker holds at most a few batches at once (one item
 with a timeout, so the parent knows which item overran), so slow items spread over all
 workers. Waiting is on pipes and process sentinels together: a worker that dies, whatever
 the cause, is seen at once.
+
+Under an error policy, retries run in the worker process, where the item runs; the parent
+adds up what they counted.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
 from .._core.execution import Execution, ThreadRunner
+from .._core.policy import RateLimiter
 from .._core.progress import ALL_DONE, Window, admit
 from .._core.queue import IterableQueue
 from .._core.stage import Stage
+from .._core.stats import Counters
 from . import spawning
 from .channel import (
     BATCH,
+    COUNTS,
     DONE,
     END,
     FAILED,
@@ -33,6 +39,7 @@ from .channel import (
     RESULT,
     Channel,
     ChannelClosed,
+    add_counts,
     decode_results,
     parent_end,
 )
@@ -90,6 +97,8 @@ class WorkerHandle:
         #: most items per batch for its pickle to stay near `BATCH_BYTES`
         self.byte_limit = cap
         self.cond = threading.Condition(threading.Lock())
+        #: what its feeder thread counts (its waits for input); None for a source worker
+        self.counters: Optional[Counters] = None
 
 
 class Supervisor(ThreadRunner):
@@ -120,6 +129,7 @@ class Supervisor(ThreadRunner):
         self.slot = output.progress_slot() if output.tracked and self.reads_source else -1
         method = spawning.get_start_method(stage.options.get("start_method"))
         self.context: Any = spawning.context(method)
+        policy = None if self.reads_source else stage.policy
         job = Job(
             stage.where,
             stage.op,
@@ -127,11 +137,13 @@ class Supervisor(ThreadRunner):
             stage.on_start,
             stage.on_done,
             source if self.reads_source else None,
+            policy,
         )
         parts = (
             ("f", stage.f),
             ("on_start", stage.on_start),
             ("on_done", stage.on_done),
+            ("on_error", policy.on_error if policy is not None else None),
             ("iterable", job.source),
         )
         self.payload = spawning.pack(stage.where, method, job, parts)
@@ -141,6 +153,20 @@ class Supervisor(ThreadRunner):
         cap = min(MAX_BATCH, stage.maxsize or MAX_BATCH)
         self.active = self.context.RawArray("b", [1] * n) if stage.on_done is not None else None
         self.handles = [WorkerHandle(i, cap) for i in range(n)]
+        #: the stage's rate limit, shared by its worker processes (and their replacements)
+        self.limiter = (
+            RateLimiter.shared(policy.rate, self.context)
+            if policy is not None and policy.rate
+            else None
+        )
+        self.stats = execution.stats.stage(stage)
+        self.stats.queue = input
+        self.stats.alive = self._alive
+        #: what the collector thread counts (results, outputs, busy, blocked, failures)
+        self.counters = self.stats.counters()
+        if not self.reads_source:
+            for h in self.handles:
+                h.counters = self.stats.counters()
         self.cancelled = False
         #: channels of replaced workers, closed at the end (a sender may still hold one)
         self.retired: List[Channel[Item]] = []
@@ -162,7 +188,7 @@ class Supervisor(ThreadRunner):
     def _launch(self, h: WorkerHandle) -> None:
         ours, child_end = self.context.Pipe(duplex=True)
         parent_end(ours)
-        worker = Worker(h.index, self.payload, child_end, self.active)
+        worker = Worker(h.index, self.payload, child_end, self.active, self.limiter)
         process = self.context.Process(
             target=run_worker,
             args=(worker,),
@@ -201,6 +227,21 @@ class Supervisor(ThreadRunner):
         if ended:  # the feeder already sent end of stream to the old process
             assert channel is not None
             channel.send(END)
+
+    def _alive(self) -> int:
+        """How many of its worker processes are running now (for its statistics)."""
+        if self.released:
+            return 0
+        n = 0
+        for h in self.handles:
+            process = h.process
+            if process is None or h.finished:
+                continue
+            try:
+                n += not wait([process.sentinel], 0)
+            except (ValueError, OSError):  # closed meanwhile: the run is over
+                pass
+        return n
 
     # -- runner --------------------------------------------------------------------------
 
@@ -257,6 +298,9 @@ class Supervisor(ThreadRunner):
 
     def _feed(self, h: WorkerHandle) -> None:
         timeout = self.timeout
+        counters = h.counters
+        assert counters is not None
+        clock = time.perf_counter
         try:
             while True:
                 with h.cond:
@@ -266,7 +310,9 @@ class Supervisor(ThreadRunner):
                         return
                     indexed = h.indexed
                 limit = 1 if timeout else min(h.sizer.limit, h.byte_limit)
+                t0 = clock()
                 taken = self._take(h, limit, indexed)
+                counters.waiting += clock() - t0
                 with h.cond:
                     channel, generation = h.channel, h.generation
                     if taken is None:
@@ -382,7 +428,12 @@ class Supervisor(ThreadRunner):
 
     def _dispatch(self, h: WorkerHandle, kind: int, payload: Any) -> None:
         if kind == RESULT:
-            seconds, result_kind, encoded = payload
+            if len(payload) == 3:
+                seconds, result_kind, encoded = payload
+            else:  # what the worker's error policy counted comes along
+                seconds, result_kind, encoded, counts = payload
+                add_counts(self.counters, counts)
+            self.counters.busy_extra += seconds
             with h.cond:
                 h.credit += 1
                 h.started = None
@@ -408,11 +459,18 @@ class Supervisor(ThreadRunner):
         elif kind == FAILED:
             h.finished = True
             self.execution.fail(payload.exception())
+        elif kind == COUNTS:
+            add_counts(self.counters, payload)
 
     def _deliver(self, h: WorkerHandle, held: Held, out: List[Item]) -> None:
         """Put a batch's results downstream and report it finished."""
+        c = self.counters
+        c.items_in += len(held.indices)
         if out:
+            c.items_out += len(out)
+            t0 = time.perf_counter()
             self.output.put_batch(out)
+            c.blocked += time.perf_counter() - t0
         if self.output.maxsize:
             with self.budget_lock:
                 self.items_out -= len(held.indices)
@@ -430,7 +488,11 @@ class Supervisor(ThreadRunner):
             return
         last = items[-1][0][0]
         admit(self.windows, last)
+        c = self.counters
+        c.items_out += len(items)
+        t0 = time.perf_counter()
         self.output.put_batch(items)
+        c.blocked += time.perf_counter() - t0
         if self.slot >= 0:
             self.output.advance(self.slot, last + 1)
 
