@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import time
 from functools import partial
-from typing import Any, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 
@@ -52,6 +52,34 @@ def handler(e: BaseException, x: Any) -> Tuple[str, str, Any]:
 
 def raising_handler(e: BaseException, x: Any) -> Any:
     raise KeyError("from the handler", x)
+
+
+def slow_first_time_on_3(directory: str, x: int) -> int:
+    """Sleeps 2 s on its first attempt at 3 only."""
+    if x == 3 and attempt(directory, x) == 1:
+        time.sleep(2)
+    return x
+
+
+def always_slow_on_3(x: int) -> Any:
+    if x == 3:
+        time.sleep(2)
+    return [x] if x % 2 == 0 else x
+
+
+def odd_none_but_3(x: int) -> Any:
+    return always_slow_on_3(x) if x % 2 == 0 or x == 3 else []
+
+
+def always_slow_on_3_indexed(x: int, element_index: Any) -> int:
+    if x == 3:
+        time.sleep(2)
+    return x
+
+
+def late(e: BaseException, x: Any) -> Tuple[str, Any]:
+    assert isinstance(e, TimeoutError), e
+    return ("late", x)
 
 
 def started_at(x: int) -> float:
@@ -178,6 +206,97 @@ def test_retries_keep_worker_info_and_resources(tmp_path: Any, method: str) -> N
     assert {i for _, i in out} <= {0, 1}
 
 
+# -- timeouts -----------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_timed_out_item_is_retried(tmp_path: Any, method: str) -> None:
+    stage = pl.process.map(
+        partial(slow_first_time_on_3, str(tmp_path)), range(6), workers=2, timeout=0.3,
+        retries=1, backoff=0.01, start_method=method,
+    )
+    t0 = time.monotonic()
+    it = pl.process.to_iterable(stage)
+    assert sorted(it) == [0, 1, 2, 3, 4, 5]
+    assert time.monotonic() - t0 < 10
+    row = it.stats[0]
+    assert (row.timed_out, row.retried, row.failed) == (1, 1, 0)
+    assert (row.items_in, row.items_out) == (6, 6)
+    assert row.workers_alive == 0
+
+
+@pytest.mark.timeout(60)
+def test_timed_out_item_without_retries_is_dropped(tmp_path: Any) -> None:
+    stage = pl.process.map(
+        partial(slow_first_time_on_3, str(tmp_path)), range(6), workers=2, timeout=0.3,
+    )
+    it = pl.process.to_iterable(stage)
+    assert sorted(it) == [0, 1, 2, 4, 5]
+    assert it.stats[0].timed_out == 1
+
+
+@pytest.mark.timeout(60)
+def test_timed_out_item_is_skipped_and_counted(tmp_path: Any) -> None:
+    stage = pl.process.map(
+        partial(slow_first_time_on_3, str(tmp_path)), range(6), timeout=0.3, on_error="skip",
+    )
+    it = pl.process.to_iterable(stage)
+    assert sorted(it) == [0, 1, 2, 4, 5]
+    row = it.stats[0]
+    assert (row.timed_out, row.skipped, row.failed) == (1, 1, 1)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_timed_out_item_goes_to_the_handler(method: str) -> None:
+    stage = pl.process.map(
+        always_slow_on_3, range(6), workers=2, timeout=0.3,
+        on_error=lambda e, x: ("late", x), start_method=method,
+    )
+    it = pl.process.to_iterable(stage, return_index=True)
+    out = sorted(it)
+    assert [e.value for e in out] == [[0], 1, [2], ("late", 3), [4], 5]
+    assert [e.index for e in out] == [(k,) for k in range(6)]
+    row = it.stats[0]
+    assert (row.timed_out, row.failed, row.items_in, row.items_out) == (1, 1, 6, 6)
+
+
+@pytest.mark.timeout(60)
+def test_timed_out_item_goes_to_the_handler_with_element_index() -> None:
+    stage = pl.process.map(
+        always_slow_on_3_indexed, range(6), workers=2, timeout=0.3, on_error=late,
+    )
+    out = sorted(pl.process.to_iterable(stage, return_index=True))
+    assert [e.value for e in out] == [0, 1, 2, ("late", 3), 4, 5]
+    assert [e.index for e in out] == [(k,) for k in range(6)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "op, on_error, expected",
+    [
+        ("filter", lambda e, x: True, [0, 1, 2, 3, 4, 5]),
+        ("filter", lambda e, x: False, [0, 1, 2, 4, 5]),
+        ("flat_map", lambda e, x: ["a", "b"], [0, 2, "a", "b", 4]),
+        ("flat_map", lambda e, x: None, [0, 2, 4]),
+        ("each", lambda e, x: "ignored", []),
+    ],
+)
+def test_timed_out_fallback_by_operator(op: str, on_error: Any, expected: List[Any]) -> None:
+    f = odd_none_but_3 if op == "flat_map" else always_slow_on_3
+    stage = getattr(pl.process, op)(f, range(6), workers=2, timeout=0.3, on_error=on_error)
+    out = [e.value for e in sorted(pl.process.to_iterable(stage, return_index=True))]
+    assert out == expected
+
+
+@pytest.mark.timeout(60)
+def test_timed_out_handler_that_raises_stops_the_pipeline() -> None:
+    stage = pl.process.map(always_slow_on_3, range(6), timeout=0.3, on_error=raising_handler)
+    with pytest.raises(KeyError):
+        list(stage)
+
+
 # -- rate ---------------------------------------------------------------------------------
 
 
@@ -246,3 +365,15 @@ def test_counts_of_a_final_failure_reach_the_stats(tmp_path: Any, method: str) -
         list(it)
     assert (it.stats[0].retried, it.stats[0].failed) == (1, 1)
 
+
+@pytest.mark.timeout(60)
+def test_timed_out_retry_with_a_bounded_output_and_ordered(tmp_path: Any) -> None:
+    stage = pl.process.map(
+        partial(slow_first_time_on_3, str(tmp_path)), range(8), workers=2, timeout=0.3,
+        retries=1, backoff=0.01, maxsize=2,
+    )
+    assert list(pl.process.ordered(stage)) == list(range(8))
+    assert list(pl.process.ordered(pl.process.map(always_slow_on_3, range(6), workers=2,
+                                                  timeout=0.3, on_error=late))) == [
+        [0], 1, [2], ("late", 3), [4], 5
+    ]

@@ -8,7 +8,9 @@ workers. Waiting is on pipes and process sentinels together: a worker that dies,
 the cause, is seen at once.
 
 Under an error policy, retries run in the worker process, where the item runs; the parent
-adds up what they counted.
+adds up what they counted. An item that overruns the timeout is tried again by the
+worker's replacement when the policy says so, else dropped or handed to ``on_error``
+here, in the parent, which holds a copy of it for that while it runs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
 from .._core.execution import Execution, ThreadRunner
-from .._core.policy import RateLimiter
+from .._core.policy import SKIPPED, RateLimiter, retry_timed_out, timed_out
 from .._core.progress import ALL_DONE, Window, admit
 from .._core.queue import IterableQueue
 from .._core.stage import Stage
@@ -57,11 +59,18 @@ _NO_SOURCE = object()
 
 class Held(NamedTuple):
     """A batch a worker holds: its items' indices, its first take, and whether it was
-    taken with no room left downstream."""
+    taken with no room left downstream.
+
+    With a timeout (batches of one item) also what was sent, to send it again, its value,
+    for ``on_error``, and its attempt number (0 first).
+    """
 
     indices: Sequence[Any]
     start: int
     beyond: bool
+    payload: Any = None
+    value: Any = None
+    attempt: int = 0
 
 
 #: What a source worker's results stand for (it holds no batch of ours).
@@ -89,6 +98,8 @@ class WorkerHandle:
         self.indexed = False
         #: when its current item was sent (timeout watch)
         self.started: Optional[float] = None
+        #: an overrun item its replacement tries again (also still in `held`)
+        self.resend: Optional[Held] = None
         #: end of stream was sent
         self.ended = False
         #: the worker reported DONE (or the stage gave up on it)
@@ -185,7 +196,9 @@ class Supervisor(ThreadRunner):
 
     # -- processes -----------------------------------------------------------------------
 
-    def _launch(self, h: WorkerHandle) -> None:
+    def _launch(self, h: WorkerHandle, retry: Optional[Held] = None) -> List[Held]:
+        """Start `h`'s worker process (the first, or a replacement); the batches the one it
+        replaces held. `retry`, if given, stays held and is sent to the new one again."""
         ours, child_end = self.context.Pipe(duplex=True)
         parent_end(ours)
         worker = Worker(h.index, self.payload, child_end, self.active, self.limiter)
@@ -204,29 +217,57 @@ class Supervisor(ThreadRunner):
             h.channel = Channel(ours)
             h.generation += 1
             h.credit = 0
-            dropped = list(h.held)  # a replaced worker's batches are dropped
+            dropped = list(h.held)
             h.held.clear()
+            if retry is not None:
+                h.held.append(retry)
+            h.resend = retry
             h.started = None
-        for held in dropped:
-            self._deliver(h, held, [])
         if self.cancelled:
             process.terminate()
+        return dropped
 
     def _replace(self, h: WorkerHandle) -> None:
-        """Stop a worker whose item overran the timeout (the item is dropped); start another."""
+        """Stop a worker whose item overran the timeout and start another, which tries the
+        item again if the stage's policy says so; else the item is dropped, or what
+        ``on_error`` returns for it is delivered in its place."""
         old_process, old_channel = h.process, h.channel
         old_process.kill()
         old_process.join()
         old_process.close()
         assert old_channel is not None
         self.retired.append(old_channel)
-        self._launch(h)
+        with h.cond:
+            overran = h.held[0] if h.held else None
+        c = self.counters
+        c.timed_out += 1
+        retry = None
+        if overran is not None and retry_timed_out(self.stage.policy, overran.attempt):
+            c.retried += 1
+            retry = overran._replace(attempt=overran.attempt + 1)
+        dropped = self._launch(h, retry)
         with h.cond:
             ended, channel = h.ended, h.channel
             h.cond.notify_all()
+        # (A retry is never pending here: the feeder ends only after its last item's result.)
         if ended:  # the feeder already sent end of stream to the old process
             assert channel is not None
             channel.send(END)
+        for k, held in enumerate(dropped):
+            if k == 0 and retry is None:
+                self._deliver(h, held, self._timed_out(h, held))
+            elif k > 0:
+                self._deliver(h, held, [])
+
+    def _timed_out(self, h: WorkerHandle, held: Held) -> List[Item]:
+        """The outputs of an item that overran for good: none, or those of what
+        ``on_error`` returns for it (if it raises, the run fails with its error)."""
+        stage = self.stage
+        outcome = timed_out(stage.policy, self.counters, stage.op.name, held.value, self.timeout)
+        if outcome is SKIPPED:
+            return []
+        index = held.indices[0][0] if h.indexed else held.indices[0]
+        return list(stage.op.stream_for(True)(lambda *_: outcome, [(index, held.value)], False))
 
     def _alive(self) -> int:
         """How many of its worker processes are running now (for its statistics)."""
@@ -309,6 +350,14 @@ class Supervisor(ThreadRunner):
                     if self.cancelled:
                         return
                     indexed = h.indexed
+                    resend = h.resend
+                    if resend is not None:
+                        h.resend = None
+                        h.credit -= 1
+                if resend is not None:
+                    if not self._resend(h, resend):
+                        return
+                    continue
                 limit = 1 if timeout else min(h.sizer.limit, h.byte_limit)
                 t0 = clock()
                 taken = self._take(h, limit, indexed)
@@ -322,9 +371,12 @@ class Supervisor(ThreadRunner):
                         h.credit -= 1
                         h.beyond_room += beyond
                         # (indexed: only the length of `indices` is used)
-                        h.held.append(Held(indices, start, beyond))
-                        if timeout:
+                        if timeout:  # one item: kept to send again or hand to on_error
+                            value = payload[0][1] if indexed else payload[0]
+                            h.held.append(Held(indices, start, beyond, payload, value))
                             h.started = time.monotonic()
+                        else:
+                            h.held.append(Held(indices, start, beyond))
                 assert channel is not None
                 try:
                     if taken is None:
@@ -340,6 +392,29 @@ class Supervisor(ThreadRunner):
             pass
         except BaseException as e:  # e.g. an item that cannot be pickled
             self.execution.fail(e)
+
+    def _resend(self, h: WorkerHandle, held: Held) -> bool:
+        """Send `h`'s new worker the item its predecessor overran, after the policy's
+        backoff; False if the run ends meanwhile, or the worker is gone."""
+        policy = self.stage.policy
+        assert policy is not None
+        deadline = time.monotonic() + policy.delay(held.attempt)
+        with h.cond:
+            while not self.cancelled:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                h.cond.wait(left)
+            if self.cancelled:
+                return False
+            channel, generation = h.channel, h.generation
+            h.started = time.monotonic()
+        assert channel is not None
+        try:
+            channel.send(BATCH, held.payload)
+        except ChannelClosed:
+            return generation != h.generation  # replaced again: go on; else `_collect` reports it
+        return True
 
     def _take(self, h: WorkerHandle, limit: int, indexed: bool) -> Optional[Taken4]:
         """The next batch for `h`: (indices, what to send, first take, beyond the room).
