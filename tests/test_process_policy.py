@@ -366,6 +366,21 @@ def test_counts_of_a_final_failure_reach_the_stats(tmp_path: Any, method: str) -
     assert (it.stats[0].retried, it.stats[0].failed) == (1, 1)
 
 
+def identity(x: int) -> int:
+    return x
+
+
+@pytest.mark.timeout(60)
+def test_worker_killed_while_waiting_for_its_rate_slot_does_not_stall_the_stage() -> None:
+    # A worker waits for its slot holding the stage's rate lock; with two workers at 4 items
+    # a second some items overrun 0.35 s waiting for their slot. Killing one that holds the
+    # lock must not leave the others waiting for it forever (every later item would time out).
+    stage = pl.process.map(
+        identity, range(10), workers=2, rate=4, timeout=0.35, retries=2, backoff=0.01,
+    )
+    assert sorted(stage) == list(range(10))
+
+
 @pytest.mark.timeout(60)
 def test_timed_out_retry_with_a_bounded_output_and_ordered(tmp_path: Any) -> None:
     stage = pl.process.map(

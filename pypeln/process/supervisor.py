@@ -232,8 +232,8 @@ class Supervisor(ThreadRunner):
         item again if the stage's policy says so; else the item is dropped, or what
         ``on_error`` returns for it is delivered in its place."""
         old_process, old_channel = h.process, h.channel
-        old_process.kill()
-        old_process.join()
+        if not self._kill_overran(h):
+            return
         old_process.close()
         assert old_channel is not None
         self.retired.append(old_channel)
@@ -258,6 +258,31 @@ class Supervisor(ThreadRunner):
                 self._deliver(h, held, self._timed_out(h, held))
             elif k > 0:
                 self._deliver(h, held, [])
+
+    def _kill_overran(self, h: WorkerHandle) -> bool:
+        """Kill `h`'s worker, whose item overran; False if its result came meanwhile.
+
+        A worker waits for its rate slot holding the stage's limiter lock, which a killed
+        holder would never release: the kill waits until this process holds the lock (a
+        holder keeps it about one rate interval at most).
+        """
+        limiter, process, channel = self.limiter, h.process, h.channel
+        assert channel is not None
+        locked = False
+        if limiter is not None:
+            deadline = time.monotonic() + 2 * limiter.interval + 1.0
+            while not (locked or self.cancelled) and time.monotonic() < deadline:
+                locked = limiter.lock.acquire(timeout=0.05)
+        try:
+            if locked and channel.poll():
+                return False  # it finished while we waited: its result is handled as usual
+            process.kill()
+            process.join()
+        finally:
+            if locked:
+                assert limiter is not None
+                limiter.lock.release()
+        return True
 
     def _timed_out(self, h: WorkerHandle, held: Held) -> List[Item]:
         """The outputs of an item that overran for good: none, or those of what
