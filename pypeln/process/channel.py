@@ -4,6 +4,10 @@ Every worker process has a pipe of its own, so stopping one (timeout, killed fro
 never corrupts what the others receive, and its death shows at once as the end of its pipe.
 A message is a ``(kind, payload)`` pair pickled once, with the highest protocol: a whole
 batch of items costs one pickle, one write and one read.
+
+A worker under an error policy counts what its guard did (`COUNTED`) and reports the counts
+of a batch with its result, only when they are not all zero: a batch without failures, and
+every batch of a stage without a policy, costs no more than before.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from __future__ import annotations
 import pickle
 import weakref
 from multiprocessing.connection import Connection
-from typing import Any, Generic, List, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, List, Optional, Sequence, Tuple, TypeVar
+
+if TYPE_CHECKING:
+    from .._core.stats import Counters
 
 T = TypeVar("T")
 
@@ -20,9 +27,10 @@ BATCH = 0  #: payload: the values of a batch, or its items when f takes ``elemen
 END = 1  #: no more items: run on_done and finish
 # Worker -> supervisor:
 READY = 2  #: payload: whether f takes ``element_index`` (then batches carry real indices)
-RESULT = 3  #: payload: (seconds the batch took, result kind, encoded outputs)
+RESULT = 3  #: payload: (seconds the batch took, result kind, encoded outputs[, counts])
 DONE = 4  #: on_done has run; the worker exits
 FAILED = 5  #: payload: a `Failure`; the worker exits
+COUNTS = 6  #: payload: counts (`COUNTED`) not reported with a result; sent before FAILED
 
 _dumps = pickle.dumps
 _loads = pickle.loads
@@ -74,6 +82,28 @@ def decode_results(indices: Sequence[Any], kind: int, payload: Any) -> List[Any]
     if kind == LOCAL:
         return [(indices[i[0]] + i[1:], y) for i, y in payload]
     return payload  # type: ignore[no-any-return]
+
+
+#: What a worker's guard counts and a RESULT's optional last element carries, in order:
+#: how many of those events the batch saw.
+COUNTED = ("failed", "retried", "skipped")
+
+
+def take_counts(c: Counters) -> Optional[Tuple[int, ...]]:
+    """In a worker: what its guard counted since the last call (None: nothing), reset."""
+    if not (c.failed or c.retried or c.skipped):
+        return None
+    counts = (c.failed, c.retried, c.skipped)
+    c.failed = c.retried = c.skipped = 0
+    return counts
+
+
+def add_counts(c: Counters, counts: Sequence[int]) -> None:
+    """In the parent: add what a worker reported (`take_counts`) to its counters."""
+    failed, retried, skipped = counts
+    c.failed += failed
+    c.retried += retried
+    c.skipped += skipped
 
 
 #: The parent's ends of every worker's pipe. A forked worker inherits them all; it closes

@@ -6,6 +6,11 @@ into the output queue. Each worker holds at most a few batches at once (one item
 with a timeout, so the parent knows which item overran), so slow items spread over all
 workers. Waiting is on pipes and process sentinels together: a worker that dies, whatever
 the cause, is seen at once.
+
+Under an error policy, retries run in the worker process, where the item runs; the parent
+adds up what they counted. An item that overruns the timeout is tried again by the
+worker's replacement when the policy says so, else dropped or handed to ``on_error``
+here, in the parent, which holds a copy of it for that while it runs.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
 from .._core.execution import Execution, ThreadRunner
+from .._core.policy import SKIPPED, RateLimiter, retry_timed_out, timed_out
 from .._core.progress import ALL_DONE, Window, admit
 from .._core.queue import IterableQueue
 from .._core.stage import Stage
+from .._core.stats import Counters
 from . import spawning
 from .channel import (
     BATCH,
+    COUNTS,
     DONE,
     END,
     FAILED,
@@ -33,6 +41,7 @@ from .channel import (
     RESULT,
     Channel,
     ChannelClosed,
+    add_counts,
     decode_results,
     parent_end,
 )
@@ -50,11 +59,18 @@ _NO_SOURCE = object()
 
 class Held(NamedTuple):
     """A batch a worker holds: its items' indices, its first take, and whether it was
-    taken with no room left downstream."""
+    taken with no room left downstream.
+
+    With a timeout (batches of one item) also what was sent, to send it again, its value,
+    for ``on_error``, and its attempt number (0 first).
+    """
 
     indices: Sequence[Any]
     start: int
     beyond: bool
+    payload: Any = None
+    value: Any = None
+    attempt: int = 0
 
 
 #: What a source worker's results stand for (it holds no batch of ours).
@@ -82,6 +98,8 @@ class WorkerHandle:
         self.indexed = False
         #: when its current item was sent (timeout watch)
         self.started: Optional[float] = None
+        #: an overrun item its replacement tries again (also still in `held`)
+        self.resend: Optional[Held] = None
         #: end of stream was sent
         self.ended = False
         #: the worker reported DONE (or the stage gave up on it)
@@ -90,6 +108,8 @@ class WorkerHandle:
         #: most items per batch for its pickle to stay near `BATCH_BYTES`
         self.byte_limit = cap
         self.cond = threading.Condition(threading.Lock())
+        #: what its feeder thread counts (its waits for input); None for a source worker
+        self.counters: Optional[Counters] = None
 
 
 class Supervisor(ThreadRunner):
@@ -120,6 +140,7 @@ class Supervisor(ThreadRunner):
         self.slot = output.progress_slot() if output.tracked and self.reads_source else -1
         method = spawning.get_start_method(stage.options.get("start_method"))
         self.context: Any = spawning.context(method)
+        policy = None if self.reads_source else stage.policy
         job = Job(
             stage.where,
             stage.op,
@@ -127,11 +148,13 @@ class Supervisor(ThreadRunner):
             stage.on_start,
             stage.on_done,
             source if self.reads_source else None,
+            policy,
         )
         parts = (
             ("f", stage.f),
             ("on_start", stage.on_start),
             ("on_done", stage.on_done),
+            ("on_error", policy.on_error if policy is not None else None),
             ("iterable", job.source),
         )
         self.payload = spawning.pack(stage.where, method, job, parts)
@@ -141,6 +164,20 @@ class Supervisor(ThreadRunner):
         cap = min(MAX_BATCH, stage.maxsize or MAX_BATCH)
         self.active = self.context.RawArray("b", [1] * n) if stage.on_done is not None else None
         self.handles = [WorkerHandle(i, cap) for i in range(n)]
+        #: the stage's rate limit, shared by its worker processes (and their replacements)
+        self.limiter = (
+            RateLimiter.shared(policy.rate, self.context)
+            if policy is not None and policy.rate
+            else None
+        )
+        self.stats = execution.stats.stage(stage)
+        self.stats.queue = input
+        self.stats.alive = self._alive
+        #: what the collector thread counts (results, outputs, busy, blocked, failures)
+        self.counters = self.stats.counters()
+        if not self.reads_source:
+            for h in self.handles:
+                h.counters = self.stats.counters()
         self.cancelled = False
         #: channels of replaced workers, closed at the end (a sender may still hold one)
         self.retired: List[Channel[Item]] = []
@@ -159,10 +196,12 @@ class Supervisor(ThreadRunner):
 
     # -- processes -----------------------------------------------------------------------
 
-    def _launch(self, h: WorkerHandle) -> None:
+    def _launch(self, h: WorkerHandle, retry: Optional[Held] = None) -> List[Held]:
+        """Start `h`'s worker process (the first, or a replacement); the batches the one it
+        replaces held. `retry`, if given, stays held and is sent to the new one again."""
         ours, child_end = self.context.Pipe(duplex=True)
         parent_end(ours)
-        worker = Worker(h.index, self.payload, child_end, self.active)
+        worker = Worker(h.index, self.payload, child_end, self.active, self.limiter)
         process = self.context.Process(
             target=run_worker,
             args=(worker,),
@@ -178,29 +217,97 @@ class Supervisor(ThreadRunner):
             h.channel = Channel(ours)
             h.generation += 1
             h.credit = 0
-            dropped = list(h.held)  # a replaced worker's batches are dropped
+            dropped = list(h.held)
             h.held.clear()
+            if retry is not None:
+                h.held.append(retry)
+            h.resend = retry
             h.started = None
-        for held in dropped:
-            self._deliver(h, held, [])
         if self.cancelled:
             process.terminate()
+        return dropped
 
     def _replace(self, h: WorkerHandle) -> None:
-        """Stop a worker whose item overran the timeout (the item is dropped); start another."""
+        """Stop a worker whose item overran the timeout and start another, which tries the
+        item again if the stage's policy says so; else the item is dropped, or what
+        ``on_error`` returns for it is delivered in its place."""
         old_process, old_channel = h.process, h.channel
-        old_process.kill()
-        old_process.join()
+        if not self._kill_overran(h):
+            return
         old_process.close()
         assert old_channel is not None
         self.retired.append(old_channel)
-        self._launch(h)
+        with h.cond:
+            overran = h.held[0] if h.held else None
+        c = self.counters
+        c.timed_out += 1
+        retry = None
+        if overran is not None and retry_timed_out(self.stage.policy, overran.attempt):
+            c.retried += 1
+            retry = overran._replace(attempt=overran.attempt + 1)
+        dropped = self._launch(h, retry)
         with h.cond:
             ended, channel = h.ended, h.channel
             h.cond.notify_all()
+        # (A retry is never pending here: the feeder ends only after its last item's result.)
         if ended:  # the feeder already sent end of stream to the old process
             assert channel is not None
             channel.send(END)
+        for k, held in enumerate(dropped):
+            if k == 0 and retry is None:
+                self._deliver(h, held, self._timed_out(h, held))
+            elif k > 0:
+                self._deliver(h, held, [])
+
+    def _kill_overran(self, h: WorkerHandle) -> bool:
+        """Kill `h`'s worker, whose item overran; False if its result came meanwhile.
+
+        A worker waits for its rate slot holding the stage's limiter lock, which a killed
+        holder would never release: the kill waits until this process holds the lock (a
+        holder keeps it about one rate interval at most).
+        """
+        limiter, process, channel = self.limiter, h.process, h.channel
+        assert channel is not None
+        locked = False
+        if limiter is not None:
+            deadline = time.monotonic() + 2 * limiter.interval + 1.0
+            while not (locked or self.cancelled) and time.monotonic() < deadline:
+                locked = limiter.lock.acquire(timeout=0.05)
+        try:
+            if locked and channel.poll():
+                return False  # it finished while we waited: its result is handled as usual
+            process.kill()
+            process.join()
+        finally:
+            if locked:
+                assert limiter is not None
+                limiter.lock.release()
+        return True
+
+    def _timed_out(self, h: WorkerHandle, held: Held) -> List[Item]:
+        """The outputs of an item that overran for good: none, or those of what
+        ``on_error`` returns for it (if it raises, the run fails with its error)."""
+        stage = self.stage
+        outcome = timed_out(stage.policy, self.counters, stage.op.name, held.value, self.timeout)
+        if outcome is SKIPPED:
+            return []
+        index = held.indices[0][0] if h.indexed else held.indices[0]
+        return list(stage.op.stream_for(True)(lambda *_: outcome, [(index, held.value)], False))
+
+    def _alive(self) -> int:
+        """How many of its worker processes are running now (for its statistics)."""
+        if self.released:
+            return 0
+        n = 0
+        for h in self.handles:
+            process = h.process
+            if process is None or h.finished:
+                continue
+            try:
+                n += not wait([process.sentinel], 0)
+            except (ValueError, OSError):  # closed meanwhile: the run is over
+                pass
+        return n
 
     # -- runner --------------------------------------------------------------------------
 
@@ -257,6 +364,9 @@ class Supervisor(ThreadRunner):
 
     def _feed(self, h: WorkerHandle) -> None:
         timeout = self.timeout
+        counters = h.counters
+        assert counters is not None
+        clock = time.perf_counter
         try:
             while True:
                 with h.cond:
@@ -265,8 +375,18 @@ class Supervisor(ThreadRunner):
                     if self.cancelled:
                         return
                     indexed = h.indexed
+                    resend = h.resend
+                    if resend is not None:
+                        h.resend = None
+                        h.credit -= 1
+                if resend is not None:
+                    if not self._resend(h, resend):
+                        return
+                    continue
                 limit = 1 if timeout else min(h.sizer.limit, h.byte_limit)
+                t0 = clock()
                 taken = self._take(h, limit, indexed)
+                counters.waiting += clock() - t0
                 with h.cond:
                     channel, generation = h.channel, h.generation
                     if taken is None:
@@ -276,9 +396,12 @@ class Supervisor(ThreadRunner):
                         h.credit -= 1
                         h.beyond_room += beyond
                         # (indexed: only the length of `indices` is used)
-                        h.held.append(Held(indices, start, beyond))
-                        if timeout:
+                        if timeout:  # one item: kept to send again or hand to on_error
+                            value = payload[0][1] if indexed else payload[0]
+                            h.held.append(Held(indices, start, beyond, payload, value))
                             h.started = time.monotonic()
+                        else:
+                            h.held.append(Held(indices, start, beyond))
                 assert channel is not None
                 try:
                     if taken is None:
@@ -294,6 +417,29 @@ class Supervisor(ThreadRunner):
             pass
         except BaseException as e:  # e.g. an item that cannot be pickled
             self.execution.fail(e)
+
+    def _resend(self, h: WorkerHandle, held: Held) -> bool:
+        """Send `h`'s new worker the item its predecessor overran, after the policy's
+        backoff; False if the run ends meanwhile, or the worker is gone."""
+        policy = self.stage.policy
+        assert policy is not None
+        deadline = time.monotonic() + policy.delay(held.attempt)
+        with h.cond:
+            while not self.cancelled:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                h.cond.wait(left)
+            if self.cancelled:
+                return False
+            channel, generation = h.channel, h.generation
+            h.started = time.monotonic()
+        assert channel is not None
+        try:
+            channel.send(BATCH, held.payload)
+        except ChannelClosed:
+            return generation != h.generation  # replaced again: go on; else `_collect` reports it
+        return True
 
     def _take(self, h: WorkerHandle, limit: int, indexed: bool) -> Optional[Taken4]:
         """The next batch for `h`: (indices, what to send, first take, beyond the room).
@@ -382,7 +528,12 @@ class Supervisor(ThreadRunner):
 
     def _dispatch(self, h: WorkerHandle, kind: int, payload: Any) -> None:
         if kind == RESULT:
-            seconds, result_kind, encoded = payload
+            if len(payload) == 3:
+                seconds, result_kind, encoded = payload
+            else:  # what the worker's error policy counted comes along
+                seconds, result_kind, encoded, counts = payload
+                add_counts(self.counters, counts)
+            self.counters.busy_extra += seconds
             with h.cond:
                 h.credit += 1
                 h.started = None
@@ -408,11 +559,18 @@ class Supervisor(ThreadRunner):
         elif kind == FAILED:
             h.finished = True
             self.execution.fail(payload.exception())
+        elif kind == COUNTS:
+            add_counts(self.counters, payload)
 
     def _deliver(self, h: WorkerHandle, held: Held, out: List[Item]) -> None:
         """Put a batch's results downstream and report it finished."""
+        c = self.counters
+        c.items_in += len(held.indices)
         if out:
+            c.items_out += len(out)
+            t0 = time.perf_counter()
             self.output.put_batch(out)
+            c.blocked += time.perf_counter() - t0
         if self.output.maxsize:
             with self.budget_lock:
                 self.items_out -= len(held.indices)
@@ -430,7 +588,11 @@ class Supervisor(ThreadRunner):
             return
         last = items[-1][0][0]
         admit(self.windows, last)
+        c = self.counters
+        c.items_out += len(items)
+        t0 = time.perf_counter()
         self.output.put_batch(items)
+        c.blocked += time.perf_counter() - t0
         if self.slot >= 0:
             self.output.advance(self.slot, last + 1)
 

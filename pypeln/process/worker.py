@@ -3,6 +3,10 @@
 It runs `on_start`, then the stage's operator over each batch its supervisor sends, then
 `on_done`, answering every batch with its results. A source worker (``from_iterable(...,
 use_thread=False)``) reads the stage's iterable instead and sends its items.
+
+Under an error policy, retries run here, where the item runs, and the worker reports what
+its guard counted with each result; the stage's rate limit is shared by all its workers
+(`RateLimiter.shared`).
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from .._core.element import Item
 from .._core.errors import Cancelled, Failure
 from .._core.inject import Lifecycle
 from .._core.ops import Operator
+from .._core.policy import Policy, RateLimiter
 from .._core.queue import IterableQueue
 from .._core.sources import source_batches
+from .._core.stats import Counters
 from .channel import (
+    COUNTS,
     DONE,
     END,
     FAILED,
@@ -32,6 +39,7 @@ from .channel import (
     close_inherited_ends,
     encode_results,
     local_items,
+    take_counts,
 )
 
 #: Items a source worker reads ahead of what its supervisor has taken.
@@ -48,6 +56,8 @@ class Job(NamedTuple):
     on_done: Optional[Callable[..., Any]]
     #: for a source worker: the iterable it reads
     source: Any = None
+    #: what f does on errors, and its rate (None: raise, no limit)
+    policy: Optional[Policy] = None
 
 
 class ActiveWorkers:
@@ -68,14 +78,26 @@ class Worker:
 
     ``job`` is a `Job`, or its pickle under the spawn and forkserver start methods.
     ``active`` holds one flag per worker of the stage (shared memory) when it has an
-    `on_done` (for ``stage_status``).
+    `on_done` (for ``stage_status``). ``limiter`` is the stage's rate limit, shared by all
+    its worker processes (it travels as an argument of the process, never in the job: its
+    lock and clock live in shared memory).
     """
 
-    def __init__(self, index: int, job: Any, conn: Any, active: Any = None) -> None:
+    def __init__(
+        self,
+        index: int,
+        job: Any,
+        conn: Any,
+        active: Any = None,
+        limiter: Optional[RateLimiter] = None,
+    ) -> None:
         self.index = index
         self.job = job
         self.conn = conn
         self.active = active
+        self.limiter = limiter
+        #: in the child: what the guard counts under an error policy (sent with results)
+        self.counters: Optional[Counters] = None
 
     def run(self) -> None:
         """The worker process's main function."""
@@ -84,6 +106,7 @@ class Worker:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         close_inherited_ends()
         channel: Channel[Item] = Channel(self.conn)
+        self.counters = Counters()
         try:
             job = self.job if isinstance(self.job, Job) else pickle.loads(self.job)
             if job.source is not None:
@@ -94,6 +117,9 @@ class Worker:
             pass  # the run is over: the supervisor closed its end
         except BaseException as e:
             try:
+                counts = take_counts(self.counters) if self.counters is not None else None
+                if counts is not None:  # e.g. the retries before a final failure
+                    channel.send(COUNTS, counts)
                 channel.send(FAILED, Failure(e))
             except BaseException:
                 pass
@@ -101,9 +127,15 @@ class Worker:
             channel.close()
 
     def _process(self, job: Job, channel: Channel[Item]) -> None:
-        life = Lifecycle(job.where, job.f, job.on_start, job.on_done, self.index)
+        counters = self.counters
+        assert counters is not None
+        life = Lifecycle(
+            job.where, job.f, job.on_start, job.on_done, self.index,
+            job.policy, counters, job.op.name, self.limiter,
+        )
         f, indexed = life.start()
-        stream = job.op.stream
+        stream = job.op.stream_for(life.guarded)
+        guarded = life.guarded
         clock = time.perf_counter
         recv, send = channel.recv, channel.send
         send(READY, indexed)
@@ -116,7 +148,12 @@ class Worker:
                 result: Any = (REAL, list(stream(f, batch, True)))
             else:
                 result = encode_results(list(stream(f, local_items(batch), False)), len(batch))
-            send(RESULT, (clock() - start, *result))
+            seconds = clock() - start
+            counts = take_counts(counters) if guarded else None
+            if counts is None:
+                send(RESULT, (seconds, *result))
+            else:
+                send(RESULT, (seconds, *result, counts))
         if self.active is not None:
             self.active[self.index] = 0
         life.done(ActiveWorkers(self.active))
