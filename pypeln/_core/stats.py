@@ -281,17 +281,13 @@ def stage_name(stage: Any) -> str:
 
 def utilization(row: StageStats, elapsed: float) -> float:
     """The share of its workers' time the stage spent on items (0 to 1)."""
-    if elapsed <= 0:
-        return 0.0
-    with row._lock:
-        counters = list(row._counters)
-    capacity = row.workers or len(counters) or 1
-    return min(1.0, row.busy / (capacity * elapsed))
+    return _share(row.busy, row, elapsed)
 
 
 def _share(seconds: float, row: StageStats, elapsed: float) -> float:
+    """`seconds` summed over the stage's workers, as a share of their time (0 to 1)."""
     with row._lock:
-        n = len(row._counters) or 1
+        n = row.workers or len(row._counters) or 1
     return min(1.0, seconds / (n * elapsed)) if elapsed > 0 else 0.0
 
 
