@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import (
     Any,
+    AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Generic,
@@ -84,7 +85,7 @@ class LoopConsumer:
 
 async def iterate(
     stage: Any, maxsize: int, return_index: bool, stats: Optional[RunStats] = None
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """The values (or `Element`s) of `stage`, run on the running loop."""
     async with LoopConsumer(stage, maxsize, stats) as consumer:
         make = Element._make
@@ -113,7 +114,9 @@ class AsyncPipelineIterator(Generic[T]):
 
     def __init__(self, stage: Any, maxsize: int = 0, return_index: bool = False) -> None:
         self.stats = RunStats()
-        self._generator: AsyncIterator[T] = iterate(stage, maxsize, return_index, self.stats)
+        self._generator: AsyncGenerator[T, None] = iterate(
+            stage, maxsize, return_index, self.stats
+        )
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._generator
@@ -123,7 +126,7 @@ class AsyncPipelineIterator(Generic[T]):
 
     async def aclose(self) -> None:
         """Stop the run now (as breaking out of the loop does), and wait for its end."""
-        await self._generator.aclose()  # type: ignore[attr-defined]
+        await self._generator.aclose()
 
 
 async def collect(
