@@ -188,6 +188,33 @@ def test_timeout_without_policy_drops_silently_and_counts() -> None:
     )
 
 
+@pytest.mark.timeout(30)
+def test_flat_map_generator_is_retried_or_timed_whole_under_a_policy() -> None:
+    attempts: List[int] = []
+
+    async def flaky_gen(x: int, element_index: Any) -> Any:
+        attempts.append(x)
+        yield (x, element_index)
+        if len(attempts) == 1:
+            raise ValueError(x)  # midway: the outputs so far must not leak
+        yield x
+
+    out = list(pl.task.flat_map(flaky_gen, [5], retries=1, backoff=0))
+    assert sorted(out, key=str) == [(5, (0,)), 5]
+
+    async def slow_gen(x: int) -> Any:
+        yield x
+        await asyncio.sleep(5)
+        yield x
+
+    t = time.monotonic()
+    it = pl.task.to_iterable(pl.task.flat_map(slow_gen, range(3), workers=3, timeout=0.2,
+                                              on_error="skip"))
+    assert list(it) == []
+    assert time.monotonic() - t < 4
+    assert (it.stats[0].timed_out, it.stats[0].skipped) == (3, 3)
+
+
 # -- backoffs and rates do not hold the stage back ------------------------------------
 
 

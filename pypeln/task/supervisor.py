@@ -10,7 +10,9 @@ limit within a few loop iterations.
 
 Under an error policy (`pypeln._core.policy`) `f` is guarded once for the stage: its
 retries, backoffs and rate waits suspend only the item's own worker task, and each
-attempt gets the stage's ``timeout``. The stage's row of statistics sums its worker
+attempt gets the stage's ``timeout``; a `flat_map` item's outputs are made within its
+attempt, so a generator that fails or overruns midway is retried or handled whole. The
+stage's row of statistics sums its worker
 tasks' `Counters`; the policy's outcomes (retried, skipped, ...) count into the first
 worker's, since every task of a stage runs on the same thread.
 """
@@ -18,11 +20,14 @@ worker's, since every task of a stage runs on the same thread.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import sys
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from .._core.element import Item
 from .._core.inject import Lifecycle, WorkerCount
+from .._core.ops import FLAT_MAP
 from .._core.policy import RateLimiter
 from .._core.stage import Stage
 from .._core.stats import Counters
@@ -71,8 +76,11 @@ class Supervisor:
         """on_start, the workers until the input ends, on_done, then end the output."""
         stage = self.stage
         self._first = self.stats.counters()
+        f = stage.f
+        if stage.policy is not None and stage.op is FLAT_MAP and f is not None:
+            f = outputs_within_attempt(f)
         life = Lifecycle(
-            stage.where, stage.f, stage.on_start, stage.on_done, 0, stage.policy,
+            stage.where, f, stage.on_start, stage.on_done, 0, stage.policy,
             self._first, stage.op.name, self.limiter,
         )
         self.f, self.indexed = await life.start_async(stage.timeout)
@@ -106,3 +114,22 @@ class Supervisor:
         left = self.active.finish()
         if left == 0 and self._finished is not None and not self._finished.done():
             self._finished.set_result(None)
+
+
+def outputs_within_attempt(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`f` for a `flat_map` under a policy: it returns its outputs made, as a list, when
+    they come from a generator or an async iterable, so that the policy's guard sees
+    their errors and its timeout covers them. (Its signature is `f`'s, for injection.)"""
+
+    @functools.wraps(f)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        result = f(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        if hasattr(result, "__aiter__"):
+            return [y async for y in result]
+        if isinstance(result, Iterator):
+            return list(result)
+        return result
+
+    return call
