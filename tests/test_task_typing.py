@@ -17,6 +17,7 @@ from typing_extensions import assert_type
 
 import pypeln as pl
 from pypeln import Element, Stage
+from pypeln.task.consume import AsyncPipelineIterator
 
 
 async def to_str(x: int) -> str:
@@ -47,8 +48,11 @@ def stages(xs: List[int]) -> None:
     assert_type(pl.task.flat_map(words, xs), Stage[str])
     assert_type(pl.task.flat_map(lambda x: [str(x)], xs), Stage[str])
     assert_type(pl.task.filter(keep, xs), Stage[int])
-    assert_type(pl.task.to_async_iterable(pl.task.map(to_str, xs)), AsyncIterable[str])
-    assert_type(pl.task.to_async_iterable(xs, return_index=True), AsyncIterable[Element])
+    assert_type(pl.task.to_async_iterable(pl.task.map(to_str, xs)), AsyncPipelineIterator[str])
+    assert_type(
+        pl.task.to_async_iterable(xs, return_index=True), AsyncPipelineIterator[Element]
+    )
+    iterable: AsyncIterable[str] = pl.task.to_async_iterable(pl.task.map(to_str, xs))
 
 
 async def consume(xs: List[int]) -> None:

@@ -64,7 +64,9 @@ class TaskBackend(ExecutionBackend, LoopBackend):
             on_done=stage.on_done,
             options=stage.options,
             where=stage.where,
+            policy=stage.policy,
         )
+        runner.run.stand_for(alone, stage)
         runner.connect(alone, out)
         return _Registered()
 

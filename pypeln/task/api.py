@@ -22,7 +22,7 @@ from .._core.element import Element
 from .._core.ops import FLAT_MAP, MAP
 from .._core.policy import DEFAULT_BACKOFF, OnError
 from .._core.stage import UNDEFINED, Partial, Stage, Undefined
-from .consume import iterate
+from .consume import AsyncPipelineIterator
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -242,17 +242,17 @@ class TaskStageFunctions(StageFunctions):
     @overload
     def to_async_iterable(
         self, stage: Source[A], maxsize: int = 0, return_index: Literal[False] = False
-    ) -> AsyncIterable[A]: ...
+    ) -> AsyncPipelineIterator[A]: ...
 
     @overload
     def to_async_iterable(
         self, stage: Source[Any], maxsize: int = 0, *, return_index: Literal[True]
-    ) -> AsyncIterable[Element]: ...
+    ) -> AsyncPipelineIterator[Element]: ...
 
     @overload
     def to_async_iterable(
         self, stage: Undefined = UNDEFINED, maxsize: int = 0, return_index: bool = False
-    ) -> Partial[AsyncIterable[Any]]: ...
+    ) -> Partial[AsyncPipelineIterator[Any]]: ...
 
     def to_async_iterable(
         self, stage: Any = UNDEFINED, maxsize: int = 0, return_index: bool = False
@@ -267,6 +267,15 @@ class TaskStageFunctions(StageFunctions):
         ...     return [x async for x in pl.task.to_async_iterable(range(3))]
         >>> asyncio.run(main())
         [0, 1, 2]
+
+        The iterator carries the run's statistics, live and after the end:
+
+        >>> async def counted():
+        ...     it = pl.task.to_async_iterable(pl.task.map(abs, [-1, 2]))
+        ...     values = sorted([x async for x in it])
+        ...     return values, it.stats[0].items_out
+        >>> asyncio.run(counted())
+        ([1, 2], 2)
         """
         where = self._where("to_async_iterable")
         checks.integer(where, "maxsize", maxsize, 0)
@@ -274,4 +283,4 @@ class TaskStageFunctions(StageFunctions):
         if isinstance(stage, Undefined):
             return Partial(lambda s: self.to_async_iterable(s, maxsize, return_index))
         checks.source(where, "stage", stage, self.accepts_async)
-        return iterate(stage, maxsize, return_index)
+        return AsyncPipelineIterator(stage, maxsize, return_index)

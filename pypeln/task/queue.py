@@ -74,6 +74,9 @@ class IterableQueue(Generic[T]):
         self._getters: Deque[asyncio.Future[None]] = deque()
         self._putters: Deque[asyncio.Future[None]] = deque()
         self._closed = False
+        #: the most items seen waiting in it at once (statistics): noted when items are
+        #: put or taken in batches, and when single items back up before a stage
+        self.peak = 0
         #: items taken so far (a tracked stage numbers its items by it)
         self.popped = 0
         #: called when an item is put and no consumer waits (a stage may then add workers)
@@ -97,15 +100,20 @@ class IterableQueue(Generic[T]):
 
     def put_nowait(self, item: T) -> None:
         """Add `item` regardless of `maxsize` (check `full` first to respect it)."""
-        self._items.append(item)
+        items = self._items
+        items.append(item)
         getters = self._getters
         while getters:
             fut = getters.popleft()
             if not fut.done():
                 fut.set_result(None)
                 return
-        if self.on_backlog is not None:
-            self.on_backlog()
+        backlog = self.on_backlog
+        if backlog is not None:  # a stage's input, backing up
+            n = len(items)
+            if n > self.peak:
+                self.peak = n
+            backlog()
 
     async def wait_room(self) -> None:
         """Wait until the queue is not full (or closed)."""
@@ -133,6 +141,8 @@ class IterableQueue(Generic[T]):
             else:
                 end = n
             self._items.extend(items[start:end] if start or end < n else items)
+            if len(self._items) > self.peak:
+                self.peak = len(self._items)
             self._wake_getters(end - start)
             start = end
 
@@ -165,7 +175,10 @@ class IterableQueue(Generic[T]):
             return None
         if self._closed:
             raise Cancelled()
-        if len(items) <= limit:
+        n = len(items)
+        if n > self.peak:
+            self.peak = n
+        if n <= limit:
             batch = list(items)
             items.clear()
         else:

@@ -22,7 +22,7 @@ import concurrent.futures
 import threading
 import time
 import weakref
-from typing import Any, Callable, Coroutine, Iterator, List, Optional, Set
+from typing import Any, Callable, Coroutine, Dict, Iterator, List, Optional, Set
 
 from .._core.element import Item
 from .._core.errors import Cancelled
@@ -31,6 +31,7 @@ from .._core.ops import BATCH, FORWARD, ORDERED, UNBATCH, make_batch
 from .._core.queue import IterableQueue as ThreadQueue
 from .._core.sources import SEQUENCE_CHUNK, source_batches
 from .._core.stage import Stage
+from .._core.stats import Counters, RunStats, StageStats
 from .._core.threadstop import raise_in_thread
 from .queue import Channel, IterableQueue, Sink, ThreadSink, drain_channel, thread_queue_batches
 from .supervisor import Supervisor
@@ -114,10 +115,12 @@ def _set_done(fut: asyncio.Future[None]) -> None:
 
 
 class ForeignRun:
-    """A stage of another backend run by its own backend, read by a feeder thread."""
+    """A stage of another backend run by its own backend, read by a feeder thread; its
+    stages count into the same `stats` as the task stages around them."""
 
-    def __init__(self, stage: Stage[Any]) -> None:
+    def __init__(self, stage: Stage[Any], stats: RunStats) -> None:
         self.stage = stage
+        self.stats = stats
         self._lock = threading.Lock()
         self._execution: Any = None
         self._cancelled = False
@@ -127,7 +130,7 @@ class ForeignRun:
         with self._lock:
             if self._cancelled:
                 return
-            execution = self._execution = stage.backend.start(stage, stage.maxsize)
+            execution = self._execution = stage.backend.start(stage, stage.maxsize, self.stats)
         try:
             yield from execution
         finally:
@@ -147,6 +150,8 @@ class TaskRun:
 
     Build it with `connect` (from any thread), then `start` it on the loop. `fail` records
     the first error and cancels everything; `aclose` cancels what is left and awaits it.
+    Every stage it runs counts into `stats`: the execution's, or `stats` (a new
+    `RunStats` if None) for a run of its own.
     """
 
     def __init__(
@@ -154,11 +159,19 @@ class TaskRun:
         loop: asyncio.AbstractEventLoop,
         on_error: Callable[[BaseException], None],
         execution: Optional[Execution] = None,
+        stats: Optional[RunStats] = None,
     ) -> None:
         self.loop = loop
         self.on_error = on_error
         #: with an `Execution`, stages of other backends join it rather than run apart
         self.execution = execution
+        self.stats: RunStats = (
+            execution.stats if execution is not None
+            else stats if stats is not None
+            else RunStats()
+        )
+        #: stages that stand for another in the statistics (see `TaskBackend.runner`)
+        self._stands_for: Dict[int, Stage[Any]] = {}
         self.error: Optional[BaseException] = None
         self.cancelled = False
         self.tasks: Set[asyncio.Task[Any]] = set()
@@ -167,6 +180,16 @@ class TaskRun:
         self._started = 0
 
     # -- building (any thread, before `start`) --------------------------------------------
+
+    def stand_for(self, copy: Stage[Any], stage: Stage[Any]) -> None:
+        """`copy` runs `stage`'s work: it counts into `stage`'s row."""
+        self._stands_for[id(copy)] = stage
+
+    def row(self, stage: Stage[Any], input: Any) -> StageStats:
+        """The statistics row of `stage`, whose input queue is `input`."""
+        row = self.stats.stage(self._stands_for.get(id(stage), stage))
+        row.queue = input
+        return row
 
     def connect(self, node: Any, out: Sink, use_thread: bool = True) -> None:
         """Make `node` (a Stage of any backend, or an iterable) produce into `out`."""
@@ -198,18 +221,17 @@ class TaskRun:
         inq: IterableQueue[Item] = IterableQueue(node.maxsize)
         for dep in node.deps:
             self.connect(dep, inq, use_thread)
-        if node.op is ORDERED:
+        if not node.op.per_item:  # ordered, batch, unbatch, a bounded concat
+            c = self.row(node, inq).counters()
             out.add_producers(1)
-            self._starters.append(lambda: _emit_ordered(inq, out))
-        elif node.op is FORWARD:
-            out.add_producers(1)
-            self._starters.append(lambda: _forward(inq, out))
-        elif node.op is BATCH:
-            out.add_producers(1)
-            self._starters.append(lambda: _batch(node, inq, out))
-        elif node.op is UNBATCH:
-            out.add_producers(1)
-            self._starters.append(lambda: _unbatch(inq, out))
+            if node.op is ORDERED:
+                self._starters.append(lambda: _emit_ordered(inq, out, c))
+            elif node.op is BATCH:
+                self._starters.append(lambda: _batch(node, inq, out, c))
+            elif node.op is UNBATCH:
+                self._starters.append(lambda: _unbatch(inq, out, c))
+            else:
+                self._starters.append(lambda: _forward(inq, out, c))
         else:
             source = node.deps[0] if len(node.deps) == 1 else None
             if isinstance(source, QueueSource) and source.queue.tracked:
@@ -224,7 +246,7 @@ class TaskRun:
             self.execution.connect(node, queue)
             self._feed(lambda: thread_queue_batches(queue), out, cap)
         else:
-            foreign = ForeignRun(node)
+            foreign = ForeignRun(node, self.stats)
             self._feed(foreign.batches, out, cap, foreign.cancel)
 
     def _feed(
@@ -340,57 +362,99 @@ async def _read_on_loop(iterable: Any, out: Sink) -> None:
     out.done()
 
 
-async def _emit_ordered(inq: IterableQueue[Item], out: Sink) -> None:
-    items: List[Item] = []
-    while True:
-        batch = await inq.get_batch(1 << 30)
-        if batch is None:
-            break
-        items.extend(batch)
-    items.sort(key=lambda item: item[0])
-    for start in range(0, len(items), LOOP_READ_CHUNK):
-        await out.put_many(items[start : start + LOOP_READ_CHUNK])
-    out.done()
+async def _take(
+    inq: IterableQueue[Item], limit: int, c: Counters, flush: Optional[float] = None
+) -> Optional[List[Item]]:
+    """Up to `limit` items of `inq` (None at its end; [] after `flush` idle seconds),
+    counted, the wait included."""
+    t = time.perf_counter()
+    try:
+        if flush is None:
+            batch = await inq.get_batch(limit)
+        else:
+            try:
+                batch = await asyncio.wait_for(inq.get_batch(limit), flush)
+            except asyncio.TimeoutError:
+                batch = []
+    finally:
+        c.waiting += time.perf_counter() - t
+    if batch:
+        c.items_in += len(batch)
+    return batch
 
 
-async def _batch(stage: Stage[Any], inq: IterableQueue[Item], out: Sink) -> None:
+async def _give(out: Sink, items: List[Item], c: Counters) -> None:
+    """Put `items` into `out`, counted, the wait for room included."""
+    t = time.perf_counter()
+    await out.put_many(items)
+    c.blocked += time.perf_counter() - t
+    c.items_out += len(items)
+
+
+async def _emit_ordered(inq: IterableQueue[Item], out: Sink, c: Counters) -> None:
+    c.start()
+    try:
+        items: List[Item] = []
+        while True:
+            batch = await _take(inq, 1 << 30, c)
+            if batch is None:
+                break
+            items.extend(batch)
+        items.sort(key=lambda item: item[0])
+        for start in range(0, len(items), LOOP_READ_CHUNK):
+            await _give(out, items[start : start + LOOP_READ_CHUNK], c)
+        out.done()
+    finally:
+        c.end()
+
+
+async def _batch(stage: Stage[Any], inq: IterableQueue[Item], out: Sink, c: Counters) -> None:
     """`batch` on the loop: lists of up to `size` items; a partial one after `flush` idle
     seconds, or at the end."""
     size: int = stage.options["size"]
-    flush: float = stage.options.get("flush") or 0.0
+    flush: Optional[float] = stage.options.get("flush") or None
     held: List[Item] = []
-    while True:
-        try:
-            got = await asyncio.wait_for(inq.get_batch(size - len(held)), flush or None)
-        except asyncio.TimeoutError:
-            got = []
-        if got is None:
-            break
-        held.extend(got)
-        if held and (len(held) >= size or not got):
-            await out.put_many([make_batch(held)])
-            held = []
-    if held:
-        await out.put_many([make_batch(held)])
-    out.done()
+    c.start()
+    try:
+        while True:
+            got = await _take(inq, size - len(held), c, flush)
+            if got is None:
+                break
+            held.extend(got)
+            if held and (len(held) >= size or not got):
+                await _give(out, [make_batch(held)], c)
+                held = []
+        if held:
+            await _give(out, [make_batch(held)], c)
+        out.done()
+    finally:
+        c.end()
 
 
-async def _unbatch(inq: IterableQueue[Item], out: Sink) -> None:
-    while True:
-        batch = await inq.get_batch(LOOP_READ_CHUNK)
-        if batch is None:
-            break
-        await out.put_many(UNBATCH.batch(batch))
-    out.done()
+async def _unbatch(inq: IterableQueue[Item], out: Sink, c: Counters) -> None:
+    c.start()
+    try:
+        while True:
+            batch = await _take(inq, LOOP_READ_CHUNK, c)
+            if batch is None:
+                break
+            await _give(out, UNBATCH.batch(batch), c)
+        out.done()
+    finally:
+        c.end()
 
 
-async def _forward(inq: IterableQueue[Item], out: Sink) -> None:
-    while True:
-        batch = await inq.get_batch(LOOP_READ_CHUNK)
-        if batch is None:
-            break
-        await out.put_many(batch)
-    out.done()
+async def _forward(inq: IterableQueue[Item], out: Sink, c: Counters) -> None:
+    c.start()
+    try:
+        while True:
+            batch = await _take(inq, LOOP_READ_CHUNK, c)
+            if batch is None:
+                break
+            await _give(out, batch, c)
+        out.done()
+    finally:
+        c.end()
 
 
 class LoopThread:

@@ -7,17 +7,30 @@ resources `on_start` returns are shared by every item in flight, e.g. one HTTP s
 The pool starts with one worker and at most doubles each time items wait with every worker
 busy, so a stage of quick coroutines stays small and a stage of slow ones reaches its
 limit within a few loop iterations.
+
+Under an error policy (`pypeln._core.policy`) `f` is guarded once for the stage: its
+retries, backoffs and rate waits suspend only the item's own worker task, and each
+attempt gets the stage's ``timeout``; a `flat_map` item's outputs are made within its
+attempt, so a generator that fails or overruns midway is retried or handled whole. The
+stage's row of statistics sums its worker
+tasks' `Counters`; the policy's outcomes (retried, skipped, ...) count into the first
+worker's, since every task of a stage runs on the same thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import sys
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from .._core.element import Item
 from .._core.inject import Lifecycle, WorkerCount
+from .._core.ops import FLAT_MAP
+from .._core.policy import RateLimiter
 from .._core.stage import Stage
+from .._core.stats import Counters
 from .queue import IterableQueue, Sink
 from .worker import Worker
 
@@ -42,6 +55,18 @@ class Supervisor:
         self.starting = 0
         self.f: Any = None
         self.indexed = False
+        policy = stage.policy
+        #: the guard times each attempt of a stage with a policy; else the worker times
+        #: the item as a whole
+        self.timeout = stage.timeout if policy is None else 0
+        #: the stage's rate limit, shared by its worker tasks
+        self.limiter = RateLimiter(policy.rate) if policy is not None and policy.rate else None
+        #: worker tasks running now
+        self.alive = 0
+        self.stats = run.row(stage, input)
+        self.stats.alive = lambda: self.alive
+        #: the first worker's counters, which the policy's outcomes count into too
+        self._first: Optional[Counters] = None
         self._finished: Optional[asyncio.Future[None]] = None
         #: it reports each finished item to a tracked input (see `ThreadSink.finished`)
         self.tracked = getattr(output, "report", None) is not None
@@ -50,8 +75,15 @@ class Supervisor:
     async def main(self) -> None:
         """on_start, the workers until the input ends, on_done, then end the output."""
         stage = self.stage
-        life = Lifecycle(stage.where, stage.f, stage.on_start, stage.on_done)
-        self.f, self.indexed = await life.start_async()
+        self._first = self.stats.counters()
+        f = stage.f
+        if stage.policy is not None and stage.op is FLAT_MAP and f is not None:
+            f = outputs_within_attempt(f)
+        life = Lifecycle(
+            stage.where, f, stage.on_start, stage.on_done, 0, stage.policy,
+            self._first, stage.op.name, self.limiter,
+        )
+        self.f, self.indexed = await life.start_async(stage.timeout)
         self._finished = asyncio.get_running_loop().create_future()
         self.input.on_backlog = self._backlog
         self._spawn(1)
@@ -73,10 +105,31 @@ class Supervisor:
         self.starting += n
         self.active.add(n)
         for _ in range(n):
-            self.run.spawn(Worker(self, self.size).run())
+            counters = self._first if self._first is not None else self.stats.counters()
+            self._first = None
+            self.run.spawn(Worker(self, self.size, counters).run())
             self.size += 1
 
     def worker_finished(self) -> None:
         left = self.active.finish()
         if left == 0 and self._finished is not None and not self._finished.done():
             self._finished.set_result(None)
+
+
+def outputs_within_attempt(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`f` for a `flat_map` under a policy: it returns its outputs made, as a list, when
+    they come from a generator or an async iterable, so that the policy's guard sees
+    their errors and its timeout covers them. (Its signature is `f`'s, for injection.)"""
+
+    @functools.wraps(f)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        result = f(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        if hasattr(result, "__aiter__"):
+            return [y async for y in result]
+        if isinstance(result, Iterator):
+            return list(result)
+        return result
+
+    return call

@@ -3,14 +3,19 @@
 A worker takes one item at a time: a ready item costs no suspension, and an `f` that
 does not suspend costs no trip through the event loop, so per-item overhead stays at a
 few function calls. Slow items spread over the stage's workers since each holds one.
+
+Its `Counters` count items as they are taken and emitted; only a real suspension (an
+empty input, a full output) reads the clock, so a busy worker reads none.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any, Callable, List
 
 from .._core.element import Item
+from .._core.stats import Counters
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -19,11 +24,12 @@ if TYPE_CHECKING:
 class Worker:
     """One of a stage's worker tasks; the stage may run up to ``workers`` of them."""
 
-    __slots__ = ("supervisor", "index")
+    __slots__ = ("supervisor", "index", "counters")
 
-    def __init__(self, supervisor: Supervisor, index: int) -> None:
+    def __init__(self, supervisor: Supervisor, index: int, counters: Counters) -> None:
         self.supervisor = supervisor
         self.index = index
+        self.counters = counters
 
     async def run(self) -> None:
         """Take items until the input ends, putting each item's outputs downstream."""
@@ -35,36 +41,47 @@ class Worker:
         full, put = output.full, output.put_nowait
         apply = sup.stage.op.apply_async
         f, indexed = sup.f, sup.indexed
-        timeout = sup.stage.timeout
+        timeout = sup.timeout
         tracked = sup.tracked
+        c = self.counters
+        clock = time.perf_counter
         take = 0
         out: List[Item] = []
         sup.starting -= 1
+        sup.alive += 1
+        c.start()
         try:
             while True:
                 if items:
                     item = items.popleft()
                     if queue._putters:
                         queue._wake_putters(1)
-                else:
+                else:  # the input is empty: this waits
+                    t = clock()
                     got = await queue.get()
+                    c.waiting += clock() - t
                     if got is None:
                         break
                     item = got
+                c.items_in += 1
                 if tracked:  # items are numbered in the order they are taken
                     take = queue.popped
                     queue.popped = take + 1
                 if items and not getters and not sup.starting and sup.size < sup.cap:
                     sup.grow()
                 if timeout:
-                    await self._run_timed(apply, f, item, indexed, out, timeout)
+                    if not await self._run_timed(apply, f, item, indexed, out, timeout):
+                        c.timed_out += 1
                 else:
                     await apply(f, item, indexed, out)
                 if out:
                     for result in out:
                         if full():
+                            t = clock()
                             await output.wait_room()
+                            c.blocked += clock() - t
                         put(result)
+                        c.items_out += 1
                     out.clear()
                 if tracked:
                     output.finished(take)  # type: ignore[attr-defined]
@@ -77,6 +94,9 @@ class Worker:
             # Fail the run before this task ends, so that nothing downstream sees an end.
             sup.run.fail(e)
             return
+        finally:
+            sup.alive -= 1
+            c.end()
         sup.worker_finished()
 
     @staticmethod
@@ -87,8 +107,9 @@ class Worker:
         indexed: bool,
         out: List[Item],
         timeout: float,
-    ) -> None:
-        """Apply `f` to `item` within `timeout` seconds; an overrunning item is dropped."""
+    ) -> bool:
+        """Apply `f` to `item` within `timeout` seconds; an overrunning item is dropped
+        (False)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -97,3 +118,5 @@ class Worker:
             if loop.time() - started < timeout:  # raised by `f` itself, not by the timeout
                 raise
             out.clear()
+            return False
+        return True
