@@ -349,6 +349,24 @@ def test_items_that_do_not_fail_are_untouched_by_a_policy(backend, op, directory
     assert Counter(policed) == Counter(plain)
 
 
+@pytest.mark.parametrize("window", [None, 2])
+def test_ordered_after_skipped_and_retried_items(backend, directory, window):
+    kw = {} if window is None else dict(window=window)
+    bad = frozenset({0, 5, 6, 13})
+    stage = backend.map(functools.partial(per_op, "map", bad, directory), range(20), workers=3,
+                        on_error="skip")
+    assert list(backend.ordered(stage, **kw)) == [x * 10 for x in range(20) if x not in bad]
+
+    flaky_stage = backend.map(functools.partial(flaky, directory, 1), range(20), workers=3,
+                              retries=1, backoff=0)
+    assert list(backend.ordered(flaky_stage, **kw)) == [x * 10 for x in range(20)]
+
+    timed = backend.map(slow_first(backend, directory, 104), range(100, 110), workers=2,
+                        timeout=TIMEOUT, retries=1, backoff=0)
+    assert list(backend.ordered(timed, **kw)) == [x * 10 for x in range(100, 110)]
+    assert attempts(directory, 104) == 2
+
+
 # -- on_error=callable -------------------------------------------------------------------
 
 
@@ -538,6 +556,23 @@ def test_rate_spaces_the_starts_over_all_workers(backend):
     assert 4.0 <= elapsed <= 15, f"100 items at 20/s took {elapsed:.2f}s"
     assert most_in_one_second(starts) <= 20, "a one-second window held more than 20 starts"
     assert it.stats[0].items_out == 100
+
+
+@pytest.mark.timeout(60)
+def test_waiting_for_a_rate_slot_is_not_overrunning_the_timeout(backend, request):
+    """Items that take no time, started 2 per second under a timeout of 0.3 s: each waits
+    up to seconds for its start, but none overruns, so none is dropped."""
+    if name_of(backend) in ("sync", "thread"):
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="sync and thread count the wait for a rate slot against the item's "
+                "timeout: items are dropped as timed out before they even start",
+            )
+        )
+    it = backend.to_iterable(backend.map(abs, range(8), workers=4, rate=2, timeout=TIMEOUT))
+    assert sorted(it) == list(range(8))
+    assert it.stats[0].timed_out == 0
 
 
 @pytest.mark.timeout(60)
