@@ -13,6 +13,9 @@ order after a final `ordered`; and, when every batch was formed from a stream in
 order, with exactly the reference's indices (and values too, when no `concat` made two
 items share an index). A second property injects a failure at a random item of a random
 stage: the consumer gets exactly that exception, once, and every worker is gone afterwards.
+A third draws chains of map/filter/flat_map stages whose functions fail on random values,
+under ``on_error="skip"`` or a handler and random `retries`, on each backend and mixed:
+the outputs are Python's own under the same rules, and each stage's statistics add up.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import asyncio
 import functools
 import time
 from collections import Counter
-from typing import Any, List, NamedTuple, Optional, Tuple
+from typing import Any, FrozenSet, List, NamedTuple, Optional, Tuple
 
 import pytest
 from hypothesis import given
@@ -322,3 +325,146 @@ def test_random_failures_reach_the_consumer_once(
         within(PIPELINE_SECONDS, drain, build(spec, source, lambda n: getattr(pl, n), (pos, value)))
     assert info.value.args == ("boom", value)
     assert before.wait_gone(5) == []
+
+
+# -- error policies ------------------------------------------------------------------------
+# Random chains of map, filter and flat_map stages, each with a random set of values its
+# function fails on, under ``on_error="skip"`` or a handler, with random `retries`: the
+# outputs must be what Python gives with the same rules, and every stage's statistics must
+# add up to what it took, emitted, rejected and skipped.
+
+#: what the `map` handler emits for a failing value (plus the value)
+MARK = 1000
+POLICY_OPS = ["map", "filter", "flat_map"]
+
+
+class PolicySpec(NamedTuple):
+    backend: str
+    op: str
+    workers: int
+    maxsize: int
+    #: the values its function raises `Boom` on
+    bad: FrozenSet[int]
+    #: "skip" or "handler"
+    on_error: str
+    retries: int
+
+
+def failing_f(op: str, k: int, bad: FrozenSet[int], x: int) -> Any:
+    """Stage `k`'s function for `op`: raises `Boom("boom", x)` for the values in `bad`."""
+    if x in bad:
+        raise Boom("boom", x)
+    if op == "map":
+        return x + k
+    if op == "filter":
+        return x % 2 == 0
+    return [x, x * 10 + 1][: x % 3]
+
+
+def fallback(op: str, e: BaseException, x: int) -> Any:
+    """The `on_error` handler: what stands for `f`'s result on a failing value."""
+    if type(e) is not Boom or e.args != ("boom", x):
+        raise AssertionError(f"the handler got {e!r} for {x!r}")
+    if op == "map":
+        return MARK + x
+    if op == "filter":
+        return x % 3 == 0
+    return [MARK + x] if x % 2 == 0 else None
+
+
+class Expected(NamedTuple):
+    outputs: List[Any]
+    items_in: int
+    items_out: int
+    failed: int
+    skipped: int
+    retried: int
+    #: items its function (or handler) judged false: filter only
+    rejected: int
+
+
+def python_stage(k: int, s: PolicySpec, inputs: List[int]) -> Expected:
+    """What stage `k` emits and counts, by Python's own map and filter, with the same rules."""
+    out: List[Any] = []
+    failed = skipped = rejected = 0
+    for x in inputs:
+        if x in s.bad:
+            failed += 1
+            if s.on_error == "skip":
+                skipped += 1
+                continue
+            result = fallback(s.op, Boom("boom", x), x)
+        else:
+            result = failing_f(s.op, k, s.bad, x)
+        if s.op == "map":
+            out.append(result)
+        elif s.op == "filter":
+            if result:
+                out.append(x)
+            else:
+                rejected += 1
+        else:
+            out.extend(result if result is not None else [])
+    return Expected(out, len(inputs), len(out), failed, skipped, failed * s.retries, rejected)
+
+
+def policy_stage(k: int, s: PolicySpec, source: Any) -> Any:
+    mod = getattr(pl, s.backend)
+    on_error: Any = "skip" if s.on_error == "skip" else functools.partial(fallback, s.op)
+    f = functools.partial(failing_f, s.op, k, s.bad)
+    return getattr(mod, s.op)(
+        f,
+        source,
+        workers=s.workers,
+        maxsize=s.maxsize,
+        on_error=on_error,
+        retries=s.retries,
+        backoff=0,
+    )
+
+
+@pytest.mark.parametrize("pool", [[name] for name in BACKEND_NAMES] + [BACKEND_NAMES],
+                         ids=BACKEND_NAMES + ["mixed"])
+@given(source=st.lists(st.integers(0, 30), max_size=30), data=st.data())
+def test_policies_match_python(pool: List[str], source: List[int], data: st.DataObject) -> None:
+    spec: List[PolicySpec] = []
+    expected: List[Expected] = []
+    values = list(source)
+    for k in range(data.draw(st.integers(1, 4), label="stages")):
+        reaching = sorted(set(values)) or [0]
+        bad = data.draw(
+            st.frozensets(st.sampled_from(reaching) | st.integers(0, 40), max_size=6),
+            label=f"failing values of stage {k}",
+        )
+        s = PolicySpec(
+            backend=data.draw(st.sampled_from(pool)),
+            op=data.draw(st.sampled_from(POLICY_OPS)),
+            workers=data.draw(st.integers(1, 3)),
+            maxsize=data.draw(st.sampled_from([0, 1, 4])),
+            bad=bad,
+            on_error=data.draw(st.sampled_from(["skip", "handler"])),
+            retries=data.draw(st.integers(0, 2)),
+        )
+        spec.append(s)
+        expected.append(python_stage(k, s, values))
+        values = expected[-1].outputs
+
+    stage: Any = source
+    for k, s in enumerate(spec):
+        stage = policy_stage(k, s, stage)
+    it = getattr(pl, spec[-1].backend).to_iterable(stage)
+    got = within(PIPELINE_SECONDS, list, it)
+    assert Counter(got) == Counter(values)
+
+    rows = list(it.stats)
+    assert [row.op for row in rows] == [s.op for s in spec]
+    for k, (s, row, e) in enumerate(zip(spec, rows, expected)):
+        counts = (row.items_in, row.items_out, row.failed, row.skipped, row.retried)
+        assert counts == (e.items_in, e.items_out, e.failed, e.skipped, e.retried), (k, s)
+        # what a stage takes is what the one before it emitted (the source for the first)
+        assert row.items_in == (rows[k - 1].items_out if k else len(source)), (k, s)
+        if s.op == "map":
+            assert row.items_in == row.items_out + row.skipped, (k, s)
+        elif s.op == "filter":
+            assert row.items_in == row.items_out + e.rejected + row.skipped, (k, s)
+        assert row.timed_out == 0

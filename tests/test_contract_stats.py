@@ -1,0 +1,463 @@
+"""Per-stage statistics (`pypeln._core.stats`): what every stage counts, readable live from
+any thread and complete once the run ended, the same in every backend; and the report,
+which names the stage the others wait for.
+
+``it = backend.to_iterable(stage)`` carries the run's `RunStats` as ``it.stats`` (one row
+per stage, upstream first); ``backend.run(stage, stats=True)`` returns them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from collections import Counter
+from typing import Any, List
+
+import pytest
+from conftest import BACKEND_NAMES, name_of
+
+import pypeln as pl
+from pypeln._core.stats import RunStats
+
+pytestmark = pytest.mark.timeout(60)
+
+TIMEOUT = 0.3
+SLOW_SECONDS = 3.0
+
+
+class Boom(Exception):
+    pass
+
+
+# Module-level functions: `pl.process` pickles them.
+
+
+def identity(x: int) -> int:
+    return x
+
+
+def double(x: int) -> int:
+    return x * 2
+
+
+def is_even(x: int) -> bool:
+    return x % 2 == 0
+
+
+def twice(x: int) -> List[int]:
+    return [x, x]
+
+
+def ignore(x: int) -> None:
+    return None
+
+
+def fails_on_multiples_of_3(x: int) -> int:
+    if x % 3 == 0:
+        raise Boom("bad", x)
+    return x
+
+
+def nap(seconds: float) -> None:
+    """Sleep in short steps: a thread can only be stopped between them."""
+    for _ in range(max(1, round(seconds / 0.05))):
+        time.sleep(0.05)
+
+
+def slow_on(slow: int, x: int) -> int:
+    if x == slow:
+        nap(SLOW_SECONDS)
+    return x * 10
+
+
+async def slow_on_async(slow: int, x: int) -> int:
+    if x == slow:
+        await asyncio.sleep(SLOW_SECONDS)
+    return x * 10
+
+
+def takes(seconds: float, x: int) -> int:
+    time.sleep(seconds)
+    return x
+
+
+async def takes_async(seconds: float, x: int) -> int:
+    await asyncio.sleep(seconds)
+    return x
+
+
+def timeout_handler(e: BaseException, x: int) -> Any:
+    return ("timed out", x)
+
+
+def sleeping(backend: Any, seconds: float) -> Any:
+    """A function of `backend` that takes `seconds` per item (a coroutine in `task`)."""
+    fn = takes_async if name_of(backend) == "task" else takes
+    return functools.partial(fn, seconds)
+
+
+def run_to_list(backend: Any, stage: Any) -> Any:
+    it = backend.to_iterable(stage)
+    return list(it), it.stats
+
+
+def xfail_if(request: pytest.FixtureRequest, condition: bool, reason: str) -> None:
+    if condition:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+# -- what adds up ------------------------------------------------------------------------
+
+
+def test_in_is_out_plus_skipped_for_map(backend):
+    out, stats = run_to_list(
+        backend, backend.map(fails_on_multiples_of_3, range(30), workers=3, on_error="skip")
+    )
+    assert sorted(out) == [x for x in range(30) if x % 3]
+    row = stats[0]
+    assert row.items_in == 30
+    assert row.items_out == 20
+    assert row.skipped == row.failed == 10
+    assert row.items_in == row.items_out + row.skipped
+
+
+def test_in_is_out_plus_kept_and_rejected_for_filter(backend):
+    stage = backend.map(fails_on_multiples_of_3, range(30), on_error="skip")
+    stage = backend.filter(is_even, stage)
+    out, stats = run_to_list(backend, stage)
+    assert sorted(out) == [x for x in range(30) if x % 3 and x % 2 == 0]
+    first, second = stats
+    assert second.items_in == first.items_out == 20
+    assert second.items_out == len(out)
+
+
+def test_in_is_out_plus_dropped_with_a_timeout(backend, request):
+    xfail_if(
+        request,
+        name_of(backend) == "thread",
+        "thread: an item dropped for overrunning its timeout is not counted in items_in",
+    )
+    fn = slow_on_async if name_of(backend) == "task" else slow_on
+    stage = backend.map(functools.partial(fn, 2), range(6), workers=2, timeout=TIMEOUT)
+    out, stats = run_to_list(backend, stage)
+    assert sorted(out) == [0, 10, 30, 40, 50]
+    row = stats[0]
+    assert row.timed_out == 1
+    assert (row.items_in, row.items_out) == (6, 5)
+
+
+def test_a_timed_out_item_handed_to_on_error_is_counted_in_and_out(backend, request):
+    xfail_if(
+        request,
+        name_of(backend) == "thread",
+        "thread: an overrun item handed to on_error is counted in neither items_in nor "
+        "items_out, though the handler's value is emitted",
+    )
+    fn = slow_on_async if name_of(backend) == "task" else slow_on
+    stage = backend.map(
+        functools.partial(fn, 2), range(6), workers=2, timeout=TIMEOUT, on_error=timeout_handler
+    )
+    out, stats = run_to_list(backend, stage)
+    assert Counter(out) == Counter([0, 10, ("timed out", 2), 30, 40, 50])
+    row = stats[0]
+    assert (row.timed_out, row.failed) == (1, 1)
+    assert (row.items_in, row.items_out) == (6, 6)
+
+
+def test_every_stage_of_a_chain_takes_every_source_item(backend):
+    n = 40
+    stage = backend.map(double, range(n), workers=2)
+    stage = backend.map(identity, stage, workers=3, maxsize=2)
+    stage = backend.flat_map(twice, stage)
+    stage = backend.filter(is_even, stage, workers=2)
+    out, stats = run_to_list(backend, stage)
+    assert len(out) == 2 * n
+    assert len(stats) == 4
+    assert [row.items_in for row in stats] == [n, n, n, 2 * n]
+    assert [row.items_out for row in stats] == [n, n, 2 * n, 2 * n]
+    for row in stats:
+        assert (row.failed, row.retried, row.skipped, row.timed_out) == (0, 0, 0, 0)
+
+
+def test_each_takes_every_item_and_emits_none(backend):
+    stats = backend.run(backend.each(ignore, range(25), workers=2), stats=True)
+    assert stats is not None
+    (row,) = stats
+    assert (row.items_in, row.items_out) == (25, 0)
+
+
+def test_the_figures_after_the_run(backend):
+    out, stats = run_to_list(backend, backend.map(identity, range(20), workers=2))
+    assert sorted(out) == list(range(20))
+    row = stats[0]
+    assert row.workers_alive == 0
+    assert row.queue_depth == 0
+    assert row.busy >= 0 and row.waiting >= 0 and row.blocked >= 0
+    assert stats.elapsed > 0
+    assert not stats.running
+    d = row.as_dict()
+    for key in ("name", "workers", "items_in", "items_out", "failed", "retried", "skipped",
+                "timed_out", "busy", "waiting", "blocked", "queue_depth", "queue_peak",
+                "workers_alive"):
+        assert key in d
+    assert d["items_in"] == 20
+
+
+def test_rows_by_name_and_by_position(backend):
+    stage = backend.filter(is_even, backend.map(double, range(10)))
+    _, stats = run_to_list(backend, stage)
+    assert [row.op for row in stats] == ["map", "filter"]
+    for k, row in enumerate(stats):
+        assert stats[k] is row
+        assert stats[row.name] is row
+        assert f"pl.{name_of(backend)}." in row.name
+    assert "double" in stats[0].name and "is_even" in stats[1].name
+    with pytest.raises(KeyError):
+        stats["no such stage"]
+
+
+# -- live --------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_stats_are_readable_live_while_the_consumer_waits(concurrent_backend):
+    """The consumer holds one item and waits; meanwhile the stage goes on, and a thread
+    watching ``it.stats`` sees `items_in` grow."""
+    backend = concurrent_backend
+    it = backend.to_iterable(backend.map(sleeping(backend, 0.005), range(300), workers=1))
+    seen: List[int] = []
+    alive: List[int] = []
+    errors: List[BaseException] = []
+    grown, stop = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        try:
+            while not stop.is_set():
+                row = it.stats[0]
+                seen.append(row.items_in)
+                alive.append(row.workers_alive)
+                str(it.stats.report())  # the report renders mid-run too
+                if len(set(seen)) >= 3:
+                    grown.set()
+                time.sleep(0.005)
+        except BaseException as e:
+            errors.append(e)
+            grown.set()
+
+    first = next(it)  # the run is on
+    watcher = threading.Thread(target=watch, name="test-stats-watcher", daemon=True)
+    watcher.start()
+    try:
+        grew = grown.wait(10)
+    finally:
+        stop.set()
+        watcher.join(5)
+    rest = list(it)
+    assert errors == []
+    assert grew, f"items_in never grew while the run went on: {seen[:5]}...{seen[-5:]}"
+    assert seen == sorted(seen), "items_in went down"
+    assert max(alive) >= 1
+    assert sorted([first, *rest]) == list(range(300))
+    assert it.stats[0].items_in == 300
+    assert it.stats[0].workers_alive == 0
+
+
+@pytest.mark.timeout(30)
+def test_stats_are_readable_from_another_thread_during_the_run(backend):
+    it = backend.to_iterable(backend.map(sleeping(backend, 0.002), range(200), workers=2))
+    seen: List[int] = []
+    errors: List[BaseException] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        try:
+            while not stop.is_set():
+                seen.append(sum(row.items_in for row in it.stats))
+                it.stats.report()
+                time.sleep(0.002)
+        except BaseException as e:
+            errors.append(e)
+
+    watcher = threading.Thread(target=watch, name="test-stats-watcher", daemon=True)
+    watcher.start()
+    try:
+        out = list(it)
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert errors == []
+    assert sorted(out) == list(range(200))
+    assert seen == sorted(seen)
+    assert len(set(seen)) >= 3, "the figures did not move while the run went on"
+    assert it.stats[0].items_in == 200
+
+
+def test_stats_before_the_run_starts(backend):
+    it = backend.to_iterable(backend.map(identity, range(3)))
+    report = it.stats.report()
+    assert report.bottleneck is None
+    assert isinstance(str(report), str)
+    assert sorted(it) == [0, 1, 2]
+    assert it.stats[0].items_out == 3
+
+
+# -- run(stats=) -------------------------------------------------------------------------
+
+
+def test_run_returns_the_stats_when_asked(backend):
+    assert backend.run(backend.map(identity, range(5))) is None
+    stats = backend.run(backend.map(identity, range(5)), stats=True)
+    assert isinstance(stats, RunStats)
+    assert len(stats) == 1
+    assert (stats[0].items_in, stats[0].items_out) == (5, 5)
+    assert not stats.running
+
+
+def test_run_of_several_stages_returns_the_stats_of_all(backend):
+    stats = backend.run(
+        backend.each(ignore, range(5)), backend.map(identity, range(7)), stats=True
+    )
+    assert stats is not None
+    taken = {row.op: row.items_in for row in stats if row.op in ("each", "map")}
+    assert taken == {"each": 5, "map": 7}
+
+
+def test_run_stats_must_be_a_bool(backend):
+    with pytest.raises(TypeError, match=r"\bstats\b"):
+        backend.run(backend.map(identity, range(5)), stats="yes")
+
+
+# -- the report --------------------------------------------------------------------------
+
+
+def test_the_report_names_every_stage(backend):
+    stage = backend.map(double, range(20), workers=2)
+    stage = backend.filter(is_even, stage)
+    stage = backend.map(fails_on_multiples_of_3, stage, on_error="skip")
+    _, stats = run_to_list(backend, stage)
+    text = str(stats.report())
+    assert len(stats) == 3
+    for row in stats:
+        assert row.name in text
+    assert all(row.name in repr(stats) for row in stats)
+    lines = text.splitlines()
+    assert len(lines) >= 1 + len(stats)
+    assert stats.report().summary() in text
+
+
+def test_the_report_is_an_html_table(backend):
+    stage = backend.filter(is_even, backend.map(double, range(20)))
+    _, stats = run_to_list(backend, stage)
+    html = stats._repr_html_()
+    assert html.lstrip().startswith("<table")
+    assert "</table>" in html
+    assert html.count("<tr>") == 1 + len(stats)
+    assert html.count("<th>") >= 10
+    for row in stats:
+        assert row.name in html  # module-level functions: nothing to escape
+    assert html == stats.report()._repr_html_()
+
+
+# -- the bottleneck ----------------------------------------------------------------------
+
+#: How long the slow stage takes per item, and how many items.
+SLOW_PER_ITEM = 0.008
+ITEMS = 80
+
+
+def three_stages(names: List[str], slow: int) -> Any:
+    """Three maps of backends `names`; the one at position `slow` takes SLOW_PER_ITEM."""
+    stage: Any = range(ITEMS)
+    for k, name in enumerate(names):
+        backend = getattr(pl, name)
+        f = sleeping(backend, SLOW_PER_ITEM) if k == slow else identity
+        stage = backend.map(f, stage)
+    return stage
+
+
+def assert_bottleneck(names: List[str], slow: int) -> None:
+    consumer = getattr(pl, names[-1])
+    it = consumer.to_iterable(three_stages(names, slow))
+    assert sorted(it) == list(range(ITEMS))
+    report = it.stats.report()
+    rows = list(it.stats)
+    assert [row.op for row in rows] == ["map"] * 3
+    expected = rows[slow]
+    assert report.bottleneck is expected, (
+        f"expected {expected.name} (position {slow}), got "
+        f"{report.bottleneck.name if report.bottleneck is not None else None}: {report.why}\n"
+        f"{report}"
+    )
+    assert expected.name in report.why
+    assert "*" in str(report)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("slow", [0, 1, 2], ids=["first", "middle", "last"])
+def test_the_slow_stage_is_the_bottleneck(backend, slow):
+    for _ in range(2):
+        assert_bottleneck([name_of(backend)] * 3, slow)
+
+
+MIXED = [
+    ["thread", "process", "task"],
+    ["sync", "thread", "thread"],
+    ["task", "thread", "process"],
+    ["thread", "sync", "thread"],
+    ["process", "task", "sync"],
+]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("slow", [0, 1, 2], ids=["first", "middle", "last"])
+@pytest.mark.parametrize("names", MIXED, ids=["-".join(n) for n in MIXED])
+def test_the_slow_stage_is_the_bottleneck_across_backends(names, slow):
+    if not set(names) <= set(BACKEND_NAMES):
+        pytest.skip("a backend is not present")
+    assert_bottleneck(names, slow)
+
+
+def test_a_sync_stage_given_several_workers_is_weighed_as_the_one_it_runs(request):
+    request.applymarker(
+        pytest.mark.xfail(
+            strict=True,
+            reason="a sync stage runs one worker whatever its `workers`, but the report "
+            "divides its busy time by `workers`, so it is not named the bottleneck",
+        )
+    )
+    stage = pl.sync.map(functools.partial(takes, SLOW_PER_ITEM), range(ITEMS), workers=4)
+    stage = pl.thread.map(functools.partial(takes, SLOW_PER_ITEM / 2), stage)
+    it = pl.thread.to_iterable(stage)
+    assert sorted(it) == list(range(ITEMS))
+    assert it.stats.report().bottleneck is it.stats[0]
+
+
+def test_the_report_of_an_empty_run(backend):
+    out, stats = run_to_list(backend, backend.map(identity, []))
+    assert out == []
+    assert (stats[0].items_in, stats[0].items_out) == (0, 0)
+    report = stats.report()
+    assert stats[0].name in str(report)
+    assert report.why
+
+
+def test_counting_does_not_leak_into_other_runs(backend):
+    stage = backend.map(identity, range(10))
+    first, second = backend.to_iterable(stage), backend.to_iterable(stage)
+    assert sorted(first) == sorted(second) == list(range(10))
+    assert first.stats is not second.stats
+    assert first.stats[0].items_in == second.stats[0].items_in == 10
+
+
+def test_a_run_counts_its_own_items_when_nested(backend):
+    # a stage whose source is another backend's stage: one RunStats for the whole run
+    other = pl.thread if name_of(backend) != "thread" else pl.sync
+    stage = backend.map(identity, other.map(double, range(15)))
+    out, stats = run_to_list(backend, stage)
+    assert sorted(out) == [x * 2 for x in range(15)]
+    assert [(row.op, row.items_in, row.items_out) for row in stats] == [
+        ("map", 15, 15),
+        ("map", 15, 15),
+    ]
