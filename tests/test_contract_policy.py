@@ -353,16 +353,24 @@ def test_items_that_do_not_fail_are_untouched_by_a_policy(backend, op, directory
 def test_ordered_after_skipped_and_retried_items(backend, directory, window):
     kw = {} if window is None else dict(window=window)
     bad = frozenset({0, 5, 6, 13})
-    stage = backend.map(functools.partial(per_op, "map", bad, directory), range(20), workers=3,
-                        on_error="skip")
+    stage = backend.map(
+        functools.partial(per_op, "map", bad, directory), range(20), workers=3, on_error="skip"
+    )
     assert list(backend.ordered(stage, **kw)) == [x * 10 for x in range(20) if x not in bad]
 
-    flaky_stage = backend.map(functools.partial(flaky, directory, 1), range(20), workers=3,
-                              retries=1, backoff=0)
+    flaky_stage = backend.map(
+        functools.partial(flaky, directory, 1), range(20), workers=3, retries=1, backoff=0
+    )
     assert list(backend.ordered(flaky_stage, **kw)) == [x * 10 for x in range(20)]
 
-    timed = backend.map(slow_first(backend, directory, 104), range(100, 110), workers=2,
-                        timeout=TIMEOUT, retries=1, backoff=0)
+    timed = backend.map(
+        slow_first(backend, directory, 104),
+        range(100, 110),
+        workers=2,
+        timeout=TIMEOUT,
+        retries=1,
+        backoff=0,
+    )
     assert list(backend.ordered(timed, **kw)) == [x * 10 for x in range(100, 110)]
     assert attempts(directory, 104) == 2
 
@@ -497,9 +505,7 @@ def test_the_handler_gets_a_timeout_error(backend, directory):
     f = slow_first(backend, directory, 2)
     stage = backend.map(f, range(5), workers=2, timeout=TIMEOUT, on_error=timeout_handler)
     out, stats = run_to_list(backend, stage)
-    assert Counter(out) == Counter(
-        [0, 10, 30, 40, ("timed out", True, "ItemTimeoutError", 2)]
-    )
+    assert Counter(out) == Counter([0, 10, 30, 40, ("timed out", True, "ItemTimeoutError", 2)])
     row = stats[0]
     assert (row.timed_out, row.failed) == (1, 1)
 
@@ -517,16 +523,6 @@ def test_a_handler_that_raises_for_a_timed_out_item_stops_the_pipeline(backend, 
 def test_each_attempt_gets_the_whole_timeout(backend, directory, request):
     """Three attempts that fail after 0.2 s each, under a timeout of 0.5 s: none of them
     overruns, so the item fails after its retries and the error reaches the consumer."""
-    if name_of(backend) in ("sync", "thread"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="sync and thread time the whole guarded call (every attempt and "
-                "backoff) against the timeout: the item is re-run as timed out, f is called "
-                "up to (retries + 1) ** 2 times, and the item is dropped (sync may also let "
-                "its internal ItemTimeout escape)",
-            )
-        )
     fn = slowly_failing_async if name_of(backend) == "task" else slowly_failing
     f = functools.partial(fn, directory, 0.2)
     with pytest.raises(Boom) as info:
@@ -562,14 +558,6 @@ def test_rate_spaces_the_starts_over_all_workers(backend):
 def test_waiting_for_a_rate_slot_is_not_overrunning_the_timeout(backend, request):
     """Items that take no time, started 2 per second under a timeout of 0.3 s: each waits
     up to seconds for its start, but none overruns, so none is dropped."""
-    if name_of(backend) in ("sync", "thread"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="sync and thread count the wait for a rate slot against the item's "
-                "timeout: items are dropped as timed out before they even start",
-            )
-        )
     it = backend.to_iterable(backend.map(abs, range(8), workers=4, rate=2, timeout=TIMEOUT))
     assert sorted(it) == list(range(8))
     assert it.stats[0].timed_out == 0

@@ -134,11 +134,6 @@ def test_in_is_out_plus_kept_and_rejected_for_filter(backend):
 
 
 def test_in_is_out_plus_dropped_with_a_timeout(backend, request):
-    xfail_if(
-        request,
-        name_of(backend) == "thread",
-        "thread: an item dropped for overrunning its timeout is not counted in items_in",
-    )
     fn = slow_on_async if name_of(backend) == "task" else slow_on
     stage = backend.map(functools.partial(fn, 2), range(6), workers=2, timeout=TIMEOUT)
     out, stats = run_to_list(backend, stage)
@@ -149,12 +144,6 @@ def test_in_is_out_plus_dropped_with_a_timeout(backend, request):
 
 
 def test_a_timed_out_item_handed_to_on_error_is_counted_in_and_out(backend, request):
-    xfail_if(
-        request,
-        name_of(backend) == "thread",
-        "thread: an overrun item handed to on_error is counted in neither items_in nor "
-        "items_out, though the handler's value is emitted",
-    )
     fn = slow_on_async if name_of(backend) == "task" else slow_on
     stage = backend.map(
         functools.partial(fn, 2), range(6), workers=2, timeout=TIMEOUT, on_error=timeout_handler
@@ -198,9 +187,22 @@ def test_the_figures_after_the_run(backend):
     assert stats.elapsed > 0
     assert not stats.running
     d = row.as_dict()
-    for key in ("name", "workers", "items_in", "items_out", "failed", "retried", "skipped",
-                "timed_out", "busy", "waiting", "blocked", "queue_depth", "queue_peak",
-                "workers_alive"):
+    for key in (
+        "name",
+        "workers",
+        "items_in",
+        "items_out",
+        "failed",
+        "retried",
+        "skipped",
+        "timed_out",
+        "busy",
+        "waiting",
+        "blocked",
+        "queue_depth",
+        "queue_peak",
+        "workers_alive",
+    ):
         assert key in d
     assert d["items_in"] == 20
 
@@ -316,9 +318,7 @@ def test_run_returns_the_stats_when_asked(backend):
 
 
 def test_run_of_several_stages_returns_the_stats_of_all(backend):
-    stats = backend.run(
-        backend.each(ignore, range(5)), backend.map(identity, range(7)), stats=True
-    )
+    stats = backend.run(backend.each(ignore, range(5)), backend.map(identity, range(7)), stats=True)
     assert stats is not None
     taken = {row.op: row.items_in for row in stats if row.op in ("each", "map")}
     assert taken == {"each": 5, "map": 7}
@@ -420,13 +420,6 @@ def test_the_slow_stage_is_the_bottleneck_across_backends(names, slow):
 
 
 def test_a_sync_stage_given_several_workers_is_weighed_as_the_one_it_runs(request):
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True,
-            reason="a sync stage runs one worker whatever its `workers`, but the report "
-            "divides its busy time by `workers`, so it is not named the bottleneck",
-        )
-    )
     stage = pl.sync.map(functools.partial(takes, SLOW_PER_ITEM), range(ITEMS), workers=4)
     stage = pl.thread.map(functools.partial(takes, SLOW_PER_ITEM / 2), stage)
     it = pl.thread.to_iterable(stage)

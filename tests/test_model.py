@@ -423,8 +423,9 @@ def policy_stage(k: int, s: PolicySpec, source: Any) -> Any:
     )
 
 
-@pytest.mark.parametrize("pool", [[name] for name in BACKEND_NAMES] + [BACKEND_NAMES],
-                         ids=BACKEND_NAMES + ["mixed"])
+@pytest.mark.parametrize(
+    "pool", [[name] for name in BACKEND_NAMES] + [BACKEND_NAMES], ids=BACKEND_NAMES + ["mixed"]
+)
 @given(source=st.lists(st.integers(0, 30), max_size=30), data=st.data())
 def test_policies_match_python(pool: List[str], source: List[int], data: st.DataObject) -> None:
     spec: List[PolicySpec] = []

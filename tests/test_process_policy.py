@@ -108,7 +108,11 @@ def offset_resource(worker_info: Any) -> dict:
 @pytest.mark.parametrize("method", START_METHODS)
 def test_flaky_item_is_retried_until_it_succeeds(tmp_path: Any, method: str) -> None:
     stage = pl.process.map(
-        partial(flaky_on_3, str(tmp_path)), range(6), workers=2, retries=3, backoff=0.01,
+        partial(flaky_on_3, str(tmp_path)),
+        range(6),
+        workers=2,
+        retries=3,
+        backoff=0.01,
         start_method=method,
     )
     it = pl.process.to_iterable(stage)
@@ -122,7 +126,11 @@ def test_flaky_item_is_retried_until_it_succeeds(tmp_path: Any, method: str) -> 
 @pytest.mark.timeout(60)
 def test_retries_exhausted_raise(tmp_path: Any) -> None:
     stage = pl.process.map(
-        partial(flaky_on_3, str(tmp_path)), range(6), workers=2, retries=1, backoff=0.01,
+        partial(flaky_on_3, str(tmp_path)),
+        range(6),
+        workers=2,
+        retries=1,
+        backoff=0.01,
     )
     with pytest.raises(ConnectionError):
         list(stage)
@@ -131,7 +139,10 @@ def test_retries_exhausted_raise(tmp_path: Any) -> None:
 @pytest.mark.timeout(60)
 def test_retry_on_limits_what_is_retried(tmp_path: Any) -> None:
     stage = pl.process.map(
-        partial(flaky_on_3, str(tmp_path)), range(6), retries=3, backoff=0.01,
+        partial(flaky_on_3, str(tmp_path)),
+        range(6),
+        retries=3,
+        backoff=0.01,
         retry_on=ValueError,
     )
     with pytest.raises(ConnectionError):
@@ -152,9 +163,12 @@ def test_skip_drops_exactly_the_failing_items(method: str) -> None:
 @pytest.mark.timeout(60)
 def test_skip_under_filter_flat_map_and_each() -> None:
     assert sorted(pl.process.filter(fail_odd, range(1, 9), on_error="skip")) == [2, 4, 6, 8]
-    assert sorted(
-        pl.process.flat_map(lambda x: [fail_odd(x)] * 2, range(4), on_error="skip")
-    ) == [0, 0, 2, 2]
+    assert sorted(pl.process.flat_map(lambda x: [fail_odd(x)] * 2, range(4), on_error="skip")) == [
+        0,
+        0,
+        2,
+        2,
+    ]
     it = pl.process.to_iterable(pl.process.each(fail_odd, range(6), on_error="skip"))
     assert list(it) == []
     assert it.stats[0].skipped == 3
@@ -168,8 +182,14 @@ def test_handler_gets_the_exception_and_the_value(method: str) -> None:
     )
     out = sorted(it, key=str)
     assert out == sorted(
-        [0, 2, 4, ("handled", "ValueError", 1), ("handled", "ValueError", 3),
-         ("handled", "ValueError", 5)],
+        [
+            0,
+            2,
+            4,
+            ("handled", "ValueError", 1),
+            ("handled", "ValueError", 3),
+            ("handled", "ValueError", 5),
+        ],
         key=str,
     )
     assert it.stats[0].failed == 3
@@ -181,7 +201,11 @@ def test_handler_output_keeps_the_items_index() -> None:
     stage = pl.process.map(fail_odd, range(6), workers=2, on_error=handler)
     out = sorted(pl.process.to_iterable(stage, return_index=True))
     assert [e.value for e in out] == [
-        0, ("handled", "ValueError", 1), 2, ("handled", "ValueError", 3), 4,
+        0,
+        ("handled", "ValueError", 1),
+        2,
+        ("handled", "ValueError", 3),
+        4,
         ("handled", "ValueError", 5),
     ]
 
@@ -198,8 +222,13 @@ def test_handler_that_raises_stops_the_pipeline(method: str) -> None:
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_retries_keep_worker_info_and_resources(tmp_path: Any, method: str) -> None:
     stage = pl.process.map(
-        partial(with_resource, str(tmp_path)), range(4), workers=2, retries=1, backoff=0.01,
-        on_start=offset_resource, start_method=method,
+        partial(with_resource, str(tmp_path)),
+        range(4),
+        workers=2,
+        retries=1,
+        backoff=0.01,
+        on_start=offset_resource,
+        start_method=method,
     )
     out = sorted(stage)
     assert [y for y, _ in out] == [100, 101, 102, 103]
@@ -213,8 +242,13 @@ def test_retries_keep_worker_info_and_resources(tmp_path: Any, method: str) -> N
 @pytest.mark.parametrize("method", START_METHODS)
 def test_timed_out_item_is_retried(tmp_path: Any, method: str) -> None:
     stage = pl.process.map(
-        partial(slow_first_time_on_3, str(tmp_path)), range(6), workers=2, timeout=0.3,
-        retries=1, backoff=0.01, start_method=method,
+        partial(slow_first_time_on_3, str(tmp_path)),
+        range(6),
+        workers=2,
+        timeout=0.3,
+        retries=1,
+        backoff=0.01,
+        start_method=method,
     )
     t0 = time.monotonic()
     it = pl.process.to_iterable(stage)
@@ -229,7 +263,10 @@ def test_timed_out_item_is_retried(tmp_path: Any, method: str) -> None:
 @pytest.mark.timeout(60)
 def test_timed_out_item_without_retries_is_dropped(tmp_path: Any) -> None:
     stage = pl.process.map(
-        partial(slow_first_time_on_3, str(tmp_path)), range(6), workers=2, timeout=0.3,
+        partial(slow_first_time_on_3, str(tmp_path)),
+        range(6),
+        workers=2,
+        timeout=0.3,
     )
     it = pl.process.to_iterable(stage)
     assert sorted(it) == [0, 1, 2, 4, 5]
@@ -239,7 +276,10 @@ def test_timed_out_item_without_retries_is_dropped(tmp_path: Any) -> None:
 @pytest.mark.timeout(60)
 def test_timed_out_item_is_skipped_and_counted(tmp_path: Any) -> None:
     stage = pl.process.map(
-        partial(slow_first_time_on_3, str(tmp_path)), range(6), timeout=0.3, on_error="skip",
+        partial(slow_first_time_on_3, str(tmp_path)),
+        range(6),
+        timeout=0.3,
+        on_error="skip",
     )
     it = pl.process.to_iterable(stage)
     assert sorted(it) == [0, 1, 2, 4, 5]
@@ -251,8 +291,12 @@ def test_timed_out_item_is_skipped_and_counted(tmp_path: Any) -> None:
 @pytest.mark.parametrize("method", START_METHODS)
 def test_timed_out_item_goes_to_the_handler(method: str) -> None:
     stage = pl.process.map(
-        always_slow_on_3, range(6), workers=2, timeout=0.3,
-        on_error=lambda e, x: ("late", x), start_method=method,
+        always_slow_on_3,
+        range(6),
+        workers=2,
+        timeout=0.3,
+        on_error=lambda e, x: ("late", x),
+        start_method=method,
     )
     it = pl.process.to_iterable(stage, return_index=True)
     out = sorted(it)
@@ -265,7 +309,11 @@ def test_timed_out_item_goes_to_the_handler(method: str) -> None:
 @pytest.mark.timeout(60)
 def test_timed_out_item_goes_to_the_handler_with_element_index() -> None:
     stage = pl.process.map(
-        always_slow_on_3_indexed, range(6), workers=2, timeout=0.3, on_error=late,
+        always_slow_on_3_indexed,
+        range(6),
+        workers=2,
+        timeout=0.3,
+        on_error=late,
     )
     out = sorted(pl.process.to_iterable(stage, return_index=True))
     assert [e.value for e in out] == [0, 1, 2, ("late", 3), 4, 5]
@@ -357,7 +405,10 @@ def test_stats_of_a_filter_and_a_chain() -> None:
 def test_counts_of_a_final_failure_reach_the_stats(tmp_path: Any, method: str) -> None:
     it = pl.process.to_iterable(
         pl.process.map(
-            partial(flaky_on_3, str(tmp_path)), range(6), retries=1, backoff=0.01,
+            partial(flaky_on_3, str(tmp_path)),
+            range(6),
+            retries=1,
+            backoff=0.01,
             start_method=method,
         )
     )
@@ -376,7 +427,13 @@ def test_worker_killed_while_waiting_for_its_rate_slot_does_not_stall_the_stage(
     # a second some items overrun 0.35 s waiting for their slot. Killing one that holds the
     # lock must not leave the others waiting for it forever (every later item would time out).
     stage = pl.process.map(
-        identity, range(10), workers=2, rate=4, timeout=0.35, retries=2, backoff=0.01,
+        identity,
+        range(10),
+        workers=2,
+        rate=4,
+        timeout=0.35,
+        retries=2,
+        backoff=0.01,
     )
     assert sorted(stage) == list(range(10))
 
@@ -384,11 +441,17 @@ def test_worker_killed_while_waiting_for_its_rate_slot_does_not_stall_the_stage(
 @pytest.mark.timeout(60)
 def test_timed_out_retry_with_a_bounded_output_and_ordered(tmp_path: Any) -> None:
     stage = pl.process.map(
-        partial(slow_first_time_on_3, str(tmp_path)), range(8), workers=2, timeout=0.3,
-        retries=1, backoff=0.01, maxsize=2,
+        partial(slow_first_time_on_3, str(tmp_path)),
+        range(8),
+        workers=2,
+        timeout=0.3,
+        retries=1,
+        backoff=0.01,
+        maxsize=2,
     )
     assert list(pl.process.ordered(stage)) == list(range(8))
-    assert list(pl.process.ordered(pl.process.map(always_slow_on_3, range(6), workers=2,
-                                                  timeout=0.3, on_error=late))) == [
-        [0], 1, [2], ("late", 3), [4], 5
-    ]
+    assert list(
+        pl.process.ordered(
+            pl.process.map(always_slow_on_3, range(6), workers=2, timeout=0.3, on_error=late)
+        )
+    ) == [[0], 1, [2], ("late", 3), [4], 5]

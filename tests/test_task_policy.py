@@ -147,9 +147,7 @@ def test_timed_out_attempt_is_retried() -> None:
             await asyncio.sleep(5)
         return x + 1
 
-    it = pl.task.to_iterable(
-        pl.task.map(slow_first, [1], timeout=0.2, retries=1, backoff=0.01)
-    )
+    it = pl.task.to_iterable(pl.task.map(slow_first, [1], timeout=0.2, retries=1, backoff=0.01))
     t = time.monotonic()
     assert list(it) == [2]
     assert time.monotonic() - t < 4  # the 5 s attempt was cut short
@@ -184,7 +182,11 @@ def test_timeout_without_policy_drops_silently_and_counts() -> None:
     assert sorted(it) == [0, 2, 4]
     row = it.stats[0]
     assert (row.timed_out, row.failed, row.skipped, row.items_in, row.items_out) == (
-        2, 0, 0, 5, 3,
+        2,
+        0,
+        0,
+        5,
+        3,
     )
 
 
@@ -208,8 +210,9 @@ def test_flat_map_generator_is_retried_or_timed_whole_under_a_policy() -> None:
         yield x
 
     t = time.monotonic()
-    it = pl.task.to_iterable(pl.task.flat_map(slow_gen, range(3), workers=3, timeout=0.2,
-                                              on_error="skip"))
+    it = pl.task.to_iterable(
+        pl.task.flat_map(slow_gen, range(3), workers=3, timeout=0.2, on_error="skip")
+    )
     assert list(it) == []
     assert time.monotonic() - t < 4
     assert (it.stats[0].timed_out, it.stats[0].skipped) == (3, 3)

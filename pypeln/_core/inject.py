@@ -11,7 +11,7 @@ import inspect
 import threading
 from typing import Any, Callable, Dict, FrozenSet, Mapping, NamedTuple, Optional, Protocol, Tuple
 
-from .policy import Policy, RateLimiter, guard, guard_async
+from .policy import AttemptWatch, Policy, RateLimiter, guard, guard_async
 from .stats import Counters
 
 
@@ -156,6 +156,9 @@ class Lifecycle:
         counters: Optional[Counters] = None,
         op_name: str = "",
         limiter: Optional[RateLimiter] = None,
+        watch: Optional[AttemptWatch] = None,
+        interrupt: Optional[type[BaseException]] = None,
+        timeout: float = 0,
     ) -> None:
         self.resources = Resources(where, f, index)
         self.on_start = on_start
@@ -164,6 +167,10 @@ class Lifecycle:
         self.counters = counters if counters is not None else Counters()
         self.op_name = op_name
         self.limiter = limiter
+        #: under a policy, how each attempt is timed (see `pypeln._core.policy.guard`)
+        self.watch = watch
+        self.interrupt = interrupt
+        self.timeout = timeout
 
     @property
     def guarded(self) -> bool:
@@ -178,7 +185,17 @@ class Lifecycle:
             r.add(on_start(**r.on_start_kwargs(on_start)))
         f, indexed = r.bound_f()
         if self.policy is not None:
-            f = guard(f, indexed, self.policy, self.counters, self.op_name, self.limiter)
+            f = guard(
+                f,
+                indexed,
+                self.policy,
+                self.counters,
+                self.op_name,
+                self.limiter,
+                self.watch,
+                self.interrupt,
+                self.timeout,
+            )
         return f, indexed
 
     def done(self, active: Counter) -> None:

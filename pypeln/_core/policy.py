@@ -25,10 +25,13 @@ import threading
 import time
 from typing import Any, Callable, Optional, Tuple, Type, Union
 
+from typing_extensions import Literal, Protocol
+
 from . import checks
 from .stats import Counters
 
-OnError = Union[str, Callable[[BaseException, Any], Any]]
+#: ``on_error=``: "raise", "skip", or a handler ``(exception, value) -> replacement``
+OnError = Union[Literal["raise", "skip"], Callable[[Any, Any], Any]]
 
 #: The longest wait between two attempts, whatever ``backoff`` and the attempt number.
 MAX_BACKOFF = 30.0
@@ -211,6 +214,20 @@ def fallback(op_name: str, value: Any) -> Any:
     return value
 
 
+class AttemptWatch(Protocol):
+    """Who times a guarded item's attempts (its stage's `timeout`): each attempt gets the
+    whole timeout; waiting for a rate slot or a backoff is not part of it."""
+
+    #: the number of the next call's first attempt (> 0: an overrun item tried again)
+    first: int
+
+    def begin(self, attempt: int) -> None:
+        """Attempt number `attempt` (0 first) starts now."""
+
+    def end(self) -> None:
+        """The attempt has ended (returned or raised)."""
+
+
 def guard(
     f: Callable[..., Any],
     indexed: bool,
@@ -218,10 +235,20 @@ def guard(
     counters: Counters,
     op_name: str,
     limiter: Optional[RateLimiter] = None,
+    watch: Optional[AttemptWatch] = None,
+    interrupt: Optional[Type[BaseException]] = None,
+    timeout: float = 0,
 ) -> Callable[..., Any]:
-    """`f` under `policy`, called as `f` is (``g(x)``, or ``g(x, index)`` when `indexed`)."""
+    """`f` under `policy`, called as `f` is (``g(x)``, or ``g(x, index)`` when `indexed`).
+
+    `watch` times each attempt. If it interrupts an overrunning attempt by raising
+    `interrupt` in it (`sync`), the guard treats that as a timeout: the item is tried
+    again or given up (`timed_out`). A watch that abandons the thread instead (`thread`)
+    gives the item to a new worker, whose `watch.first` says where the attempts stand.
+    """
     on_error = policy.on_error
     sleep = time.sleep
+    caught: Tuple[Type[BaseException], ...] = (interrupt,) if interrupt is not None else ()
 
     def failed(e: Exception, x: Any) -> Any:
         counters.failed += 1
@@ -230,21 +257,31 @@ def guard(
         if on_error == "skip":
             counters.skipped += 1
             return SKIPPED
-        return fallback(op_name, on_error(e, x))  # type: ignore[operator]
+        return fallback(op_name, on_error(e, x))
 
     def call(x: Any, *index: Any) -> Any:
-        attempt = 0
+        attempt = watch.first if watch is not None else 0
         while True:
             if limiter is not None:
                 limiter.acquire()
             try:
-                return f(x, *index)
+                if watch is None:
+                    return f(x, *index)
+                try:
+                    watch.begin(attempt)
+                    return f(x, *index)
+                finally:
+                    watch.end()
+            except caught:
+                counters.timed_out += 1
+                if not retry_timed_out(policy, attempt):
+                    return timed_out(policy, counters, op_name, x, timeout)
             except Exception as e:
                 if not policy.retryable(e, attempt):
                     return failed(e, x)
-                attempt += 1
-                counters.retried += 1
-                sleep(policy.delay(attempt))
+            attempt += 1
+            counters.retried += 1
+            sleep(policy.delay(attempt))
 
     if indexed:
         return call
@@ -321,7 +358,7 @@ def guard_async(
                     if on_error == "skip":
                         counters.skipped += 1
                         return SKIPPED
-                    return fallback(op_name, on_error(e, x))  # type: ignore[operator]
+                    return fallback(op_name, on_error(e, x))
             attempt += 1
             counters.retried += 1
             await asyncio.sleep(policy.delay(attempt))

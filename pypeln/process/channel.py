@@ -25,12 +25,15 @@ T = TypeVar("T")
 # Message kinds. Supervisor -> worker:
 BATCH = 0  #: payload: the values of a batch, or its items when f takes ``element_index``
 END = 1  #: no more items: run on_done and finish
+RESUME = 8  #: payload: the attempt number the next batch (an overrun item sent again) is at
 # Worker -> supervisor:
 READY = 2  #: payload: whether f takes ``element_index`` (then batches carry real indices)
 RESULT = 3  #: payload: (seconds the batch took, result kind, encoded outputs[, counts])
 DONE = 4  #: on_done has run; the worker exits
 FAILED = 5  #: payload: a `Failure`; the worker exits
 COUNTS = 6  #: payload: counts (`COUNTED`) not reported with a result; sent before FAILED
+ATTEMPT = 7  #: payload: the attempt number starting now, or -1: it ended (a stage with a
+#: timeout and an error policy: the parent times each attempt, not rate waits or backoffs)
 
 _dumps = pickle.dumps
 _loads = pickle.loads

@@ -32,6 +32,7 @@ from .._core.stage import Stage
 from .._core.stats import Counters
 from . import spawning
 from .channel import (
+    ATTEMPT,
     BATCH,
     COUNTS,
     DONE,
@@ -39,6 +40,7 @@ from .channel import (
     FAILED,
     READY,
     RESULT,
+    RESUME,
     Channel,
     ChannelClosed,
     add_counts,
@@ -141,6 +143,10 @@ class Supervisor(ThreadRunner):
         method = spawning.get_start_method(stage.options.get("start_method"))
         self.context: Any = spawning.context(method)
         policy = None if self.reads_source else stage.policy
+        #: the workers report when each attempt starts and ends (a timeout and a policy)
+        self.timed_attempts = (
+            bool(stage.timeout) and stage.policy is not None and not self.reads_source
+        )
         job = Job(
             stage.where,
             stage.op,
@@ -149,6 +155,7 @@ class Supervisor(ThreadRunner):
             stage.on_done,
             source if self.reads_source else None,
             policy,
+            self.timed_attempts,
         )
         parts = (
             ("f", stage.f),
@@ -399,7 +406,8 @@ class Supervisor(ThreadRunner):
                         if timeout:  # one item: kept to send again or hand to on_error
                             value = payload[0][1] if indexed else payload[0]
                             h.held.append(Held(indices, start, beyond, payload, value))
-                            h.started = time.monotonic()
+                            # (under a policy the worker says when each attempt starts)
+                            h.started = None if self.timed_attempts else time.monotonic()
                         else:
                             h.held.append(Held(indices, start, beyond))
                 assert channel is not None
@@ -433,9 +441,11 @@ class Supervisor(ThreadRunner):
             if self.cancelled:
                 return False
             channel, generation = h.channel, h.generation
-            h.started = time.monotonic()
+            h.started = None if self.timed_attempts else time.monotonic()
         assert channel is not None
         try:
+            if self.timed_attempts:
+                channel.send(RESUME, held.attempt)
             channel.send(BATCH, held.payload)
         except ChannelClosed:
             return generation != h.generation  # replaced again: go on; else `_collect` reports it
@@ -561,6 +571,14 @@ class Supervisor(ThreadRunner):
             self.execution.fail(payload.exception())
         elif kind == COUNTS:
             add_counts(self.counters, payload)
+        elif kind == ATTEMPT:
+            with h.cond:
+                if payload < 0:
+                    h.started = None
+                else:
+                    h.started = time.monotonic()
+                    if h.held:
+                        h.held[0] = h.held[0]._replace(attempt=payload)
 
     def _deliver(self, h: WorkerHandle, held: Held, out: List[Item]) -> None:
         """Put a batch's results downstream and report it finished."""

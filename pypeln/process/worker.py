@@ -27,6 +27,7 @@ from .._core.queue import IterableQueue
 from .._core.sources import source_batches
 from .._core.stats import Counters
 from .channel import (
+    ATTEMPT,
     COUNTS,
     DONE,
     END,
@@ -34,6 +35,7 @@ from .channel import (
     READY,
     REAL,
     RESULT,
+    RESUME,
     Channel,
     ChannelClosed,
     close_inherited_ends,
@@ -58,6 +60,23 @@ class Job(NamedTuple):
     source: Any = None
     #: what f does on errors, and its rate (None: raise, no limit)
     policy: Optional[Policy] = None
+    #: whether the parent times each attempt (a timeout and a policy): see `AttemptReport`
+    timed: bool = False
+
+
+class AttemptReport:
+    """`AttemptWatch` in a worker process: tells the parent, which keeps the clock, when
+    each attempt of the current item starts and ends."""
+
+    def __init__(self, send: Callable[..., Any]) -> None:
+        self.send = send
+        self.first = 0
+
+    def begin(self, attempt: int) -> None:
+        self.send(ATTEMPT, attempt)
+
+    def end(self) -> None:
+        self.send(ATTEMPT, -1)
 
 
 class ActiveWorkers:
@@ -129,9 +148,18 @@ class Worker:
     def _process(self, job: Job, channel: Channel[Item]) -> None:
         counters = self.counters
         assert counters is not None
+        watch = AttemptReport(channel.send) if job.timed else None
         life = Lifecycle(
-            job.where, job.f, job.on_start, job.on_done, self.index,
-            job.policy, counters, job.op.name, self.limiter,
+            job.where,
+            job.f,
+            job.on_start,
+            job.on_done,
+            self.index,
+            job.policy,
+            counters,
+            job.op.name,
+            self.limiter,
+            watch,
         )
         f, indexed = life.start()
         stream = job.op.stream_for(life.guarded)
@@ -143,12 +171,18 @@ class Worker:
             kind, batch = recv()
             if kind == END:
                 break
+            if kind == RESUME:
+                assert watch is not None
+                watch.first = batch
+                continue
             start = clock()
             if indexed:
                 result: Any = (REAL, list(stream(f, batch, True)))
             else:
                 result = encode_results(list(stream(f, local_items(batch), False)), len(batch))
             seconds = clock() - start
+            if watch is not None:
+                watch.first = 0
             counts = take_counts(counters) if guarded else None
             if counts is None:
                 send(RESULT, (seconds, *result))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import time
 from operator import itemgetter
-from typing import Any, Generator, Iterator, List, Optional
+from typing import Any, Generator, Iterator, List, Optional, Tuple
 
 from .._core.api import StageFunctions
 from .._core.batching import MAX_BATCH
@@ -21,8 +21,8 @@ from .._core.errors import Cancelled
 from .._core.execution import Execution, StageRunner
 from .._core.inject import Lifecycle, StageStatus, WorkerCount, WorkerInfo
 from .._core.namespace import Namespace
-from .._core.ops import BATCH, FLAT_MAP, FORWARD, ORDERED, UNBATCH, fallback_outputs
-from .._core.policy import RateLimiter, retry_timed_out, timed_out
+from .._core.ops import BATCH, FLAT_MAP, FORWARD, ORDERED, UNBATCH
+from .._core.policy import RateLimiter
 from .._core.queue import IterableQueue, deliver, take
 from .._core.sources import source_batches
 from .._core.stage import Partial, Stage, iter_batches
@@ -133,6 +133,7 @@ def _apply(stage: Stage[Any], items: Iterator[Item], stats: RunStats) -> Iterato
     """Run `stage` over `items` as its single worker (index 0), on_start and on_done
     included, counting into its row of `stats`."""
     row = stats.stage(stage)
+    row.workers = 1  # whatever `workers` says, a sync stage runs one
     c = row.counters()
     c.start()
     try:
@@ -175,23 +176,45 @@ def _apply_op(stage: Stage[Any], items: Iterator[Item], c: Counters) -> Iterator
     if not op.per_item:
         yield from (items if op is ORDERED else op.stream(None, items, False))
         return
+    life, deadline = _lifecycle(stage, c)
+    try:
+        f, indexed = life.start()
+        if stage.timeout and not life.guarded:
+            yield from _apply_with_timeout(stage, f, items, indexed, c)
+        else:
+            yield from op.stream_for(life.guarded)(f, items, indexed)
+        life.done(WorkerCount(0))
+    finally:
+        if deadline is not None:
+            deadline.close()
+
+
+def _lifecycle(stage: Stage[Any], c: Counters) -> Tuple[Lifecycle, Optional[Deadline]]:
+    """The single worker's lifecycle, and the `Deadline` that times each attempt when the
+    stage has both a timeout and a policy (the guard then retries or gives up)."""
+    deadline = Deadline(stage.timeout) if stage.timeout and stage.policy is not None else None
     life = Lifecycle(
-        stage.where,
-        stage.f,
-        stage.on_start,
-        stage.on_done,
-        0,
-        stage.policy,
-        c,
-        op.name,
-        _limiter(stage),
-    )
-    f, indexed = life.start()
-    if stage.timeout:
-        yield from _apply_with_timeout(stage, f, items, indexed, c)
-    else:
-        yield from op.stream_for(life.guarded)(f, items, indexed)
-    life.done(WorkerCount(0))
+        stage.where, stage.f, stage.on_start, stage.on_done, 0, stage.policy, c,
+        stage.op.name, _limiter(stage),
+        _DeadlineWatch(deadline) if deadline is not None else None,
+        ItemTimeout, stage.timeout,
+    )  # fmt: skip
+    return life, deadline
+
+
+class _DeadlineWatch:
+    """`AttemptWatch` for sync: a `Deadline` interrupts an attempt that overruns."""
+
+    first = 0
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+
+    def begin(self, attempt: int) -> None:
+        self.deadline.begin()
+
+    def end(self) -> None:
+        self.deadline.end()
 
 
 def _limiter(stage: Stage[Any]) -> Optional[RateLimiter]:
@@ -202,30 +225,19 @@ def _limiter(stage: Stage[Any]) -> Optional[RateLimiter]:
 def _apply_with_timeout(
     stage: Stage[Any], f: Any, items: Iterator[Item], indexed: bool, c: Counters
 ) -> Iterator[Item]:
-    """Item by item; an item whose `f` overruns the stage's timeout is tried again if
-    the stage's policy says so, else dropped (or handed to a callable `on_error`)."""
+    """Item by item, without a policy: an item whose `f` overruns the stage's timeout is
+    dropped, as in pypeln 0.4.9 (and counted)."""
     deadline = Deadline(stage.timeout)
-    stream = stage.op.stream_for(True)
-    policy = stage.policy
+    stream = stage.op.stream
     try:
         for item in items:
-            attempt = 0
-            while True:
-                try:
-                    deadline.begin()
-                    out = list(stream(f, (item,), indexed))
-                    deadline.end()
-                    break
-                except ItemTimeout:
-                    c.timed_out += 1
-                    if not retry_timed_out(policy, attempt):
-                        outcome = timed_out(policy, c, stage.op.name, item[1], stage.timeout)
-                        out = fallback_outputs(stage.op, outcome, (item,))
-                        break
-                    attempt += 1
-                    c.retried += 1
-                    assert policy is not None
-                    time.sleep(policy.delay(attempt))
+            try:
+                deadline.begin()
+                out = list(stream(f, (item,), indexed))
+                deadline.end()
+            except ItemTimeout:
+                c.timed_out += 1
+                continue
             yield from out
     finally:
         deadline.close()
@@ -266,21 +278,12 @@ class SyncRunner(StageRunner):
 
     def _main(self) -> None:
         stage, inq, out = self.stage, self.input, self.output
+        self.stats.workers = 1
         c = self.stats.counters()
         c.start()
         clock = time.perf_counter
+        life, deadline = _lifecycle(stage, c)
         try:
-            life = Lifecycle(
-                stage.where,
-                stage.f,
-                stage.on_start,
-                stage.on_done,
-                0,
-                stage.policy,
-                c,
-                stage.op.name,
-                _limiter(stage),
-            )
             f, indexed = life.start()
             stream = stage.op.stream_for(life.guarded)
             while True:
@@ -290,7 +293,7 @@ class SyncRunner(StageRunner):
                 c.waiting += t - t0
                 if taken is None:
                     break
-                if stage.timeout:
+                if stage.timeout and not life.guarded:
                     outputs = list(_apply_with_timeout(stage, f, iter(taken[0]), indexed, c))
                 else:
                     outputs = list(stream(f, taken[0], indexed))
@@ -307,6 +310,8 @@ class SyncRunner(StageRunner):
             self.execution.fail(e)
         finally:
             c.end()
+            if deadline is not None:
+                deadline.close()
 
 
 class SyncBackend:

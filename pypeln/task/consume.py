@@ -114,9 +114,7 @@ class AsyncPipelineIterator(Generic[T]):
 
     def __init__(self, stage: Any, maxsize: int = 0, return_index: bool = False) -> None:
         self.stats = RunStats()
-        self._generator: AsyncGenerator[T, None] = iterate(
-            stage, maxsize, return_index, self.stats
-        )
+        self._generator: AsyncGenerator[T, None] = iterate(stage, maxsize, return_index, self.stats)
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._generator

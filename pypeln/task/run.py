@@ -166,9 +166,7 @@ class TaskRun:
         #: with an `Execution`, stages of other backends join it rather than run apart
         self.execution = execution
         self.stats: RunStats = (
-            execution.stats if execution is not None
-            else stats if stats is not None
-            else RunStats()
+            execution.stats if execution is not None else stats if stats is not None else RunStats()
         )
         #: stages that stand for another in the statistics (see `TaskBackend.runner`)
         self._stands_for: Dict[int, Stage[Any]] = {}

@@ -80,8 +80,15 @@ class Supervisor:
         if stage.policy is not None and stage.op is FLAT_MAP and f is not None:
             f = outputs_within_attempt(f)
         life = Lifecycle(
-            stage.where, f, stage.on_start, stage.on_done, 0, stage.policy,
-            self._first, stage.op.name, self.limiter,
+            stage.where,
+            f,
+            stage.on_start,
+            stage.on_done,
+            0,
+            stage.policy,
+            self._first,
+            stage.op.name,
+            self.limiter,
         )
         self.f, self.indexed = await life.start_async(stage.timeout)
         self._finished = asyncio.get_running_loop().create_future()

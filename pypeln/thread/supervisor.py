@@ -65,6 +65,8 @@ class Supervisor(StageRunner):
             outcome = timed_out(stage.policy, worker.counters, stage.op.name, value, stage.timeout)
             outputs = fallback_outputs(stage.op, outcome, taken[0])
             deliver(self.input, self.output, outputs, taken)
+            worker.counters.items_in += len(taken[0])
+            worker.counters.items_out += len(outputs)
         return Worker(self, worker.index)
 
     def _watch(self) -> None:

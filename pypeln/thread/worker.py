@@ -33,6 +33,9 @@ class Worker:
         #: an overrun item (and its attempt number) to try again first
         self.retry = retry
         self.attempt = 0
+        #: the attempt number a retried item resumes at (`AttemptWatch.first`)
+        self.first = 0
+        self.timed_attempts = False
         self.counters = supervisor.stats.counters()
         #: when the current item started (timeout watch), None between items
         self.started: Optional[float] = None
@@ -60,7 +63,9 @@ class Worker:
                 counters,
                 stage.op.name,
                 sup.limiter,
+                self if stage.timeout else None,
             )
+            self.timed_attempts = stage.timeout > 0 and life.guarded
             f, indexed = life.start()
             if self.retry is not None:
                 self._retry(f, indexed, *self.retry)
@@ -113,7 +118,9 @@ class Worker:
         sup = self.supervisor
         time.sleep(sup.stage.policy.delay(attempt) if sup.stage.policy is not None else 0)
         self._watch_item(taken, attempt)
+        self.first = attempt
         outputs = list(sup.stage.op.stream_for(True)(f, taken[0], indexed))
+        self.first = 0
         self._watch_item(None)
         deliver(sup.input, sup.output, outputs, taken)
         self.counters.items_in += len(taken[0])
@@ -121,10 +128,22 @@ class Worker:
 
     def _watch_item(self, taken: Optional[Taken3], attempt: int = 0) -> None:
         """Tell the supervisor an item starts (`taken`, its `attempt`) or ends (None); raise
-        `Abandoned` if it gave up on us."""
+        `Abandoned` if it gave up on us. Under a policy the clock runs only while an
+        attempt does (`begin`/`end`), not while the item waits for a rate slot or a backoff.
+        """
         with self.supervisor.lock:
             if self.abandoned:
                 raise Abandoned()
-            self.started = time.monotonic() if taken is not None else None
+            timed = taken is not None and not self.timed_attempts
+            self.started = time.monotonic() if timed else None
             self.current = taken
             self.attempt = attempt
+
+    # `AttemptWatch`: how the guard of a policy times each attempt of the current item.
+
+    def begin(self, attempt: int) -> None:
+        self.attempt = attempt
+        self.started = time.monotonic()
+
+    def end(self) -> None:
+        self.started = None
