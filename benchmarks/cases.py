@@ -122,6 +122,7 @@ def pl_map_progress(n: int, backend: str, fn: str, workers: Optional[int] = None
     import contextlib
     import os
 
+    importlib.import_module("tqdm.auto")  # imported once per process: not per run
     mod = _backend(backend)
     f = _fn(fn)
     kwargs = {} if workers is None else {"workers": workers}

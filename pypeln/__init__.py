@@ -14,8 +14,9 @@ from . import process, sync, task, thread
 from ._core.element import Element
 from ._core.errors import RemoteTraceback, WorkerDiedError
 from ._core.policy import ItemTimeoutError
+from ._core.report import Report
 from ._core.stage import Partial, PipelineIterator, Stage
-from ._core.stats import Report, RunStats, StageStats
+from ._core.stats import RunStats, StageStats
 
 __version__ = "0.5.0"
 

@@ -11,7 +11,9 @@ import inspect
 import threading
 from typing import Any, Callable, Dict, FrozenSet, Mapping, NamedTuple, Optional, Protocol, Tuple
 
-from .policy import AttemptWatch, Policy, RateLimiter, guard, guard_async
+from .guard import AttemptWatch, guard, guard_async
+from .policy import Policy
+from .rate import RateLimiter
 from .stats import Counters
 
 

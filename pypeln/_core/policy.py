@@ -13,19 +13,17 @@ jitter; an item that still fails goes to ``on_error``:
   iterable of outputs, None for none; `each`: ignored). If it raises, the pipeline stops
   with that exception, as if `f` had raised it.
 
-A stage without a policy calls `f` directly: no cost at all.
+A stage without a policy calls `f` directly: no cost at all. The guards are in
+`pypeln._core.guard`, the rate limiter in `pypeln._core.rate`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-import threading
-import time
 from typing import Any, Callable, Optional, Tuple, Type, Union
 
-from typing_extensions import Literal, Protocol
+from typing_extensions import Literal
 
 from . import checks
 from .stats import Counters
@@ -39,9 +37,6 @@ MAX_BACKOFF = 30.0
 DEFAULT_BACKOFF = 0.1
 #: Each backoff is lengthened by a random share up to this (jitter spreads retries out).
 JITTER = 0.25
-#: Starts are spaced this much more than ``1 / rate`` apart, so that no one-second window
-#: ever sees more than ``rate`` starts, even when threads are scheduled late.
-RATE_MARGIN = 1.005
 
 
 class Skipped:
@@ -151,141 +146,11 @@ def make_policy(
     return Policy(on_error, retries, backoff, retry_on, None if rate is None else float(rate))
 
 
-# -- rate ---------------------------------------------------------------------------------
-
-
-class RateLimiter:
-    """Spaces the starts of a stage's attempts at least ``1 / rate`` seconds apart.
-
-    Shared by all the stage's workers: threads share one, worker processes share the
-    lock and the next start time in shared memory (`shared`). A waiter holds the lock
-    while it sleeps, so starts go out one by one and each is stamped when it really
-    happens: no one-second window sees more than ``rate`` starts (no bursts).
-    """
-
-    def __init__(self, rate: float, lock: Any = None, cell: Any = None) -> None:
-        self.interval = RATE_MARGIN / rate
-        self.lock = lock if lock is not None else threading.Lock()
-        #: the earliest next start (`time.monotonic`), in a one-element array
-        self.cell = cell if cell is not None else [0.0]
-
-    @classmethod
-    def shared(cls, rate: float, context: Any) -> RateLimiter:
-        """A limiter that worker processes of `context` can share (pass it at their start)."""
-        return cls(rate, context.Lock(), context.RawArray("d", 1))
-
-    def __getstate__(self) -> Any:
-        return (self.interval, self.lock, self.cell)
-
-    def __setstate__(self, state: Any) -> None:
-        self.interval, self.lock, self.cell = state
-
-    def acquire(self) -> None:
-        """Wait for this stage's next start slot."""
-        with self.lock:
-            now = time.monotonic()
-            wait = self.cell[0] - now
-            if wait > 0:
-                time.sleep(wait)
-                now = time.monotonic()
-            self.cell[0] = now + self.interval
-
-    async def acquire_async(self) -> None:
-        """`acquire` for one event loop's coroutines: they wait in turn, never blocking it."""
-        lock = self.__dict__.get("_async_lock")
-        if lock is None:
-            lock = self.__dict__["_async_lock"] = asyncio.Lock()
-        async with lock:
-            now = time.monotonic()
-            wait = self.cell[0] - now
-            if wait > 0:
-                await asyncio.sleep(wait)
-                now = time.monotonic()
-            self.cell[0] = now + self.interval
-
-
-# -- guarded calls ------------------------------------------------------------------------
-
-
 def fallback(op_name: str, value: Any) -> Any:
     """What an `on_error` handler's return value stands for, by operator."""
     if value is None and op_name in ("flat_map", "each"):
         return SKIPPED
     return value
-
-
-class AttemptWatch(Protocol):
-    """Who times a guarded item's attempts (its stage's `timeout`): each attempt gets the
-    whole timeout; waiting for a rate slot or a backoff is not part of it."""
-
-    #: the number of the next call's first attempt (> 0: an overrun item tried again)
-    first: int
-
-    def begin(self, attempt: int) -> None:
-        """Attempt number `attempt` (0 first) starts now."""
-
-    def end(self) -> None:
-        """The attempt has ended (returned or raised)."""
-
-
-def guard(
-    f: Callable[..., Any],
-    indexed: bool,
-    policy: Policy,
-    counters: Counters,
-    op_name: str,
-    limiter: Optional[RateLimiter] = None,
-    watch: Optional[AttemptWatch] = None,
-    interrupt: Optional[Type[BaseException]] = None,
-    timeout: float = 0,
-) -> Callable[..., Any]:
-    """`f` under `policy`, called as `f` is (``g(x)``, or ``g(x, index)`` when `indexed`).
-
-    `watch` times each attempt. If it interrupts an overrunning attempt by raising
-    `interrupt` in it (`sync`), the guard treats that as a timeout: the item is tried
-    again or given up (`timed_out`). A watch that abandons the thread instead (`thread`)
-    gives the item to a new worker, whose `watch.first` says where the attempts stand.
-    """
-    on_error = policy.on_error
-    sleep = time.sleep
-    caught: Tuple[Type[BaseException], ...] = (interrupt,) if interrupt is not None else ()
-
-    def failed(e: Exception, x: Any) -> Any:
-        counters.failed += 1
-        if on_error == "raise":
-            raise e
-        if on_error == "skip":
-            counters.skipped += 1
-            return SKIPPED
-        return fallback(op_name, on_error(e, x))
-
-    def call(x: Any, *index: Any) -> Any:
-        attempt = watch.first if watch is not None else 0
-        while True:
-            if limiter is not None:
-                limiter.acquire()
-            try:
-                if watch is None:
-                    return f(x, *index)
-                try:
-                    watch.begin(attempt)
-                    return f(x, *index)
-                finally:
-                    watch.end()
-            except caught:
-                counters.timed_out += 1
-                if not retry_timed_out(policy, attempt):
-                    return timed_out(policy, counters, op_name, x, timeout)
-            except Exception as e:
-                if not policy.retryable(e, attempt):
-                    return failed(e, x)
-            attempt += 1
-            counters.retried += 1
-            sleep(policy.delay(attempt))
-
-    if indexed:
-        return call
-    return lambda x: call(x)
 
 
 def retry_timed_out(policy: Optional[Policy], attempt: int) -> bool:
@@ -310,59 +175,3 @@ def timed_out(
 
 class ItemTimeoutError(TimeoutError):
     """What `retry_on` and an `on_error` handler see for an item that overran `timeout`."""
-
-
-def guard_async(
-    f: Callable[..., Any],
-    indexed: bool,
-    policy: Policy,
-    counters: Counters,
-    op_name: str,
-    limiter: Optional[RateLimiter] = None,
-    timeout: float = 0,
-) -> Callable[..., Any]:
-    """`guard` for an event loop: `f` may be sync or async, backoffs and rate waits
-    suspend only this item, and each attempt gets its own `timeout` (0: none)."""
-    on_error = policy.on_error
-
-    async def attempt_once(x: Any, index: Tuple[Any, ...]) -> Any:
-        result = f(x, *index)
-        if asyncio.iscoroutine(result) or hasattr(result, "__await__"):
-            result = await result
-        return result
-
-    async def call(x: Any, *index: Any) -> Any:
-        attempt = 0
-        while True:
-            if limiter is not None:
-                await limiter.acquire_async()
-            try:
-                if timeout:
-                    started = time.monotonic()
-                    try:
-                        return await asyncio.wait_for(attempt_once(x, index), timeout)
-                    except asyncio.TimeoutError:
-                        if time.monotonic() - started < timeout:
-                            raise  # raised by `f` itself: a failure like any other
-                        raise ItemTimeoutError(f"overran {timeout}s") from None
-                return await attempt_once(x, index)
-            except ItemTimeoutError:
-                counters.timed_out += 1
-                if not retry_timed_out(policy, attempt):
-                    return timed_out(policy, counters, op_name, x, timeout)
-            except Exception as e:
-                if not policy.retryable(e, attempt):
-                    counters.failed += 1
-                    if on_error == "raise":
-                        raise
-                    if on_error == "skip":
-                        counters.skipped += 1
-                        return SKIPPED
-                    return fallback(op_name, on_error(e, x))
-            attempt += 1
-            counters.retried += 1
-            await asyncio.sleep(policy.delay(attempt))
-
-    if indexed:
-        return call
-    return lambda x: call(x)

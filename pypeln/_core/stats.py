@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
+
+if TYPE_CHECKING:
+    from .report import Report
 
 _clock = time.perf_counter
 
@@ -259,6 +262,8 @@ class RunStats:
 
     def report(self) -> Report:
         """A table of every stage, naming the bottleneck (HTML in Jupyter)."""
+        from .report import Report
+
         return Report(self)
 
     def __repr__(self) -> str:
@@ -274,132 +279,3 @@ def stage_name(stage: Any) -> str:
     if stage.op.name == "batch":
         name = str(stage.options.get("size"))
     return f"{stage.where}({name})" if name else stage.where
-
-
-# -- the report --------------------------------------------------------------------------
-
-
-def utilization(row: StageStats, elapsed: float) -> float:
-    """The share of its workers' time the stage spent on items (0 to 1)."""
-    return _share(row.busy, row, elapsed)
-
-
-def _share(seconds: float, row: StageStats, elapsed: float) -> float:
-    """`seconds` summed over the stage's workers, as a share of their time (0 to 1)."""
-    with row._lock:
-        n = row.workers or len(row._counters) or 1
-    return min(1.0, seconds / (n * elapsed)) if elapsed > 0 else 0.0
-
-
-class Report:
-    """A rendering of `RunStats`: ``str()`` gives a text table, Jupyter shows HTML."""
-
-    HEADERS = (
-        "stage",
-        "workers",
-        "in",
-        "out",
-        "failed",
-        "retried",
-        "skipped",
-        "timed out",
-        "busy",
-        "waiting",
-        "blocked",
-        "queue",
-        "peak",
-        "alive",
-    )
-
-    def __init__(self, stats: RunStats) -> None:
-        self.stats = stats
-        self.elapsed = stats.elapsed
-        self.rows = [row.as_dict() for row in stats.stages]
-        self.bottleneck, self.why = find_bottleneck(stats.stages, self.elapsed)
-
-    def _seconds(self, seconds: float, row: StageStats) -> str:
-        """Seconds, and their share of the stage's workers' time."""
-        if self.elapsed <= 0:
-            return f"{seconds:.2f}s"
-        return f"{seconds:.2f}s {_share(seconds, row, self.elapsed):.0%}"
-
-    def _cells(self) -> List[List[str]]:
-        cells = []
-        for d, row in zip(self.rows, self.stats.stages):
-            mark = "* " if row is self.bottleneck else ""
-            counts = [str(d[k]) for k in FIELDS[:6]]
-            times = [self._seconds(d[k], row) for k in ("busy", "waiting", "blocked")]
-            now = [str(d[k]) for k in FIELDS[9:]]
-            cells.append([mark + d["name"], str(d["workers"]), *counts, *times, *now])
-        return cells
-
-    def summary(self) -> str:
-        state = "running" if self.stats.running else "finished"
-        return f"{len(self.rows)} stage(s), {state}, {self.elapsed:.2f}s. {self.why}"
-
-    def __str__(self) -> str:
-        rows = [list(self.HEADERS), *self._cells()]
-        widths = [max(len(r[k]) for r in rows) for k in range(len(self.HEADERS))]
-        lines = [
-            "  ".join(
-                v.ljust(w) if k == 0 else v.rjust(w) for k, (v, w) in enumerate(zip(r, widths))
-            )
-            for r in rows
-        ]
-        return "\n".join([*lines, self.summary()])
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        from html import escape
-
-        head = "".join(f"<th>{escape(h)}</th>" for h in self.HEADERS)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{escape(v)}</td>" for v in c) + "</tr>" for c in self._cells()
-        )
-        return (
-            f"<table class='pypeln-stats'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table><p>{escape(self.summary())}</p>"
-        )
-
-
-def find_bottleneck(rows: Sequence[StageStats], elapsed: float) -> tuple[Optional[StageStats], str]:
-    """The stage the others wait for, and why, in one line (None: no stage stands out)."""
-    working = [r for r in rows if r.op in ("map", "filter", "flat_map", "each")]
-    if not working or elapsed <= 0:
-        return None, "No stage has done any work yet."
-    scored = [(utilization(r, elapsed), k, r) for k, r in enumerate(working)]
-    score, _, best = max(scored, key=lambda t: (t[0], -t[1]))
-    last = working[-1]
-    blocked_last = _share(last.blocked, last, elapsed)
-    if score < 0.5 and blocked_last > 0.5:
-        return None, (
-            f"The consumer is the bottleneck: {last.name} was blocked on its full output "
-            f"{blocked_last:.0%} of the time."
-        )
-    first = working[0]
-    waiting_first = _share(first.waiting, first, elapsed)
-    if score < 0.5 and waiting_first > 0.5:
-        return None, (
-            f"The source is the bottleneck: {first.name} waited for input "
-            f"{waiting_first:.0%} of the time."
-        )
-    if score == 0:
-        return None, "No stage has done any work yet."
-    k = rows.index(best)
-    why = [f"Bottleneck: {best.name}: its workers were busy {score:.0%} of the time"]
-    before = [r for r in rows[:k] if r.op in ("map", "filter", "flat_map", "each")]
-    after = [r for r in rows[k + 1 :] if r.op in ("map", "filter", "flat_map", "each")]
-    if before:
-        b = before[-1]
-        blocked = _share(b.blocked, b, elapsed)
-        if blocked >= 0.05:
-            why.append(f"{b.name} before it was blocked on a full queue {blocked:.0%}")
-        elif best.queue_peak:
-            why.append(f"up to {best.queue_peak} items waited for it at once")
-    if after:
-        a = after[0]
-        waiting = _share(a.waiting, a, elapsed)
-        if waiting >= 0.05:
-            why.append(f"{a.name} after it waited for input {waiting:.0%}")
-    return best, "; ".join(why) + "."

@@ -25,9 +25,10 @@ from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
 from .._core.execution import Execution, ThreadRunner
-from .._core.policy import SKIPPED, RateLimiter, retry_timed_out, timed_out
+from .._core.policy import SKIPPED, retry_timed_out, timed_out
 from .._core.progress import ALL_DONE, Window, admit
 from .._core.queue import IterableQueue
+from .._core.rate import RateLimiter
 from .._core.stage import Stage
 from .._core.stats import Counters
 from . import spawning

@@ -22,8 +22,9 @@ from .._core.element import Item
 from .._core.errors import Cancelled, Failure
 from .._core.inject import Lifecycle
 from .._core.ops import Operator
-from .._core.policy import Policy, RateLimiter
+from .._core.policy import Policy
 from .._core.queue import IterableQueue
+from .._core.rate import RateLimiter
 from .._core.sources import source_batches
 from .._core.stats import Counters
 from .channel import (

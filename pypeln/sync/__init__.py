@@ -22,8 +22,8 @@ from .._core.execution import Execution, StageRunner
 from .._core.inject import Lifecycle, StageStatus, WorkerCount, WorkerInfo
 from .._core.namespace import Namespace
 from .._core.ops import BATCH, FLAT_MAP, FORWARD, ORDERED, UNBATCH
-from .._core.policy import RateLimiter
 from .._core.queue import IterableQueue, deliver, take
+from .._core.rate import RateLimiter
 from .._core.sources import source_batches
 from .._core.stage import Partial, Stage, iter_batches
 from .._core.stats import Counters, RunStats

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 from .._core.element import Item
 from .._core.inject import Lifecycle, WorkerCount
 from .._core.ops import FLAT_MAP
-from .._core.policy import RateLimiter
+from .._core.rate import RateLimiter
 from .._core.stage import Stage
 from .._core.stats import Counters
 from .queue import IterableQueue, Sink

@@ -13,8 +13,9 @@ from .._core.errors import Cancelled
 from .._core.execution import Execution, StageRunner
 from .._core.inject import WorkerCount
 from .._core.ops import fallback_outputs
-from .._core.policy import RateLimiter, retry_timed_out, timed_out
+from .._core.policy import retry_timed_out, timed_out
 from .._core.queue import IterableQueue, deliver
+from .._core.rate import RateLimiter
 from .._core.stage import Stage
 from .._core.threadstop import raise_in_thread
 from .worker import Abandoned, Worker

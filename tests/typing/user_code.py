@@ -11,8 +11,9 @@ from typing_extensions import assert_type
 
 import pypeln as pl
 from pypeln import Element, Stage
+from pypeln._core.report import Report
 from pypeln._core.stage import PipelineIterator
-from pypeln._core.stats import Report, RunStats, StageStats
+from pypeln._core.stats import RunStats, StageStats
 
 
 def to_str(x: int) -> str:

@@ -1,0 +1,151 @@
+"""Guarded calls: `f` under a stage's `Policy` (retries with backoff, rate, `on_error`),
+in a thread (`guard`) or on an event loop (`guard_async`); see `pypeln._core.policy`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable, Optional, Tuple, Type
+
+from typing_extensions import Protocol
+
+from .policy import (
+    SKIPPED,
+    ItemTimeoutError,
+    Policy,
+    fallback,
+    retry_timed_out,
+    timed_out,
+)
+from .rate import RateLimiter
+from .stats import Counters
+
+
+class AttemptWatch(Protocol):
+    """Who times a guarded item's attempts (its stage's `timeout`): each attempt gets the
+    whole timeout; waiting for a rate slot or a backoff is not part of it."""
+
+    #: the number of the next call's first attempt (> 0: an overrun item tried again)
+    first: int
+
+    def begin(self, attempt: int) -> None:
+        """Attempt number `attempt` (0 first) starts now."""
+
+    def end(self) -> None:
+        """The attempt has ended (returned or raised)."""
+
+
+def guard(
+    f: Callable[..., Any],
+    indexed: bool,
+    policy: Policy,
+    counters: Counters,
+    op_name: str,
+    limiter: Optional[RateLimiter] = None,
+    watch: Optional[AttemptWatch] = None,
+    interrupt: Optional[Type[BaseException]] = None,
+    timeout: float = 0,
+) -> Callable[..., Any]:
+    """`f` under `policy`, called as `f` is (``g(x)``, or ``g(x, index)`` when `indexed`).
+
+    `watch` times each attempt. If it interrupts an overrunning attempt by raising
+    `interrupt` in it (`sync`), the guard treats that as a timeout: the item is tried
+    again or given up (`timed_out`). A watch that abandons the thread instead (`thread`)
+    gives the item to a new worker, whose `watch.first` says where the attempts stand.
+    """
+    on_error = policy.on_error
+    sleep = time.sleep
+    caught: Tuple[Type[BaseException], ...] = (interrupt,) if interrupt is not None else ()
+
+    def failed(e: Exception, x: Any) -> Any:
+        counters.failed += 1
+        if on_error == "raise":
+            raise e
+        if on_error == "skip":
+            counters.skipped += 1
+            return SKIPPED
+        return fallback(op_name, on_error(e, x))
+
+    def call(x: Any, *index: Any) -> Any:
+        attempt = watch.first if watch is not None else 0
+        while True:
+            if limiter is not None:
+                limiter.acquire()
+            try:
+                if watch is None:
+                    return f(x, *index)
+                try:
+                    watch.begin(attempt)
+                    return f(x, *index)
+                finally:
+                    watch.end()
+            except caught:
+                counters.timed_out += 1
+                if not retry_timed_out(policy, attempt):
+                    return timed_out(policy, counters, op_name, x, timeout)
+            except Exception as e:
+                if not policy.retryable(e, attempt):
+                    return failed(e, x)
+            attempt += 1
+            counters.retried += 1
+            sleep(policy.delay(attempt))
+
+    if indexed:
+        return call
+    return lambda x: call(x)
+
+
+def guard_async(
+    f: Callable[..., Any],
+    indexed: bool,
+    policy: Policy,
+    counters: Counters,
+    op_name: str,
+    limiter: Optional[RateLimiter] = None,
+    timeout: float = 0,
+) -> Callable[..., Any]:
+    """`guard` for an event loop: `f` may be sync or async, backoffs and rate waits
+    suspend only this item, and each attempt gets its own `timeout` (0: none)."""
+    on_error = policy.on_error
+
+    async def attempt_once(x: Any, index: Tuple[Any, ...]) -> Any:
+        result = f(x, *index)
+        if asyncio.iscoroutine(result) or hasattr(result, "__await__"):
+            result = await result
+        return result
+
+    async def call(x: Any, *index: Any) -> Any:
+        attempt = 0
+        while True:
+            if limiter is not None:
+                await limiter.acquire_async()
+            try:
+                if timeout:
+                    started = time.monotonic()
+                    try:
+                        return await asyncio.wait_for(attempt_once(x, index), timeout)
+                    except asyncio.TimeoutError:
+                        if time.monotonic() - started < timeout:
+                            raise  # raised by `f` itself: a failure like any other
+                        raise ItemTimeoutError(f"overran {timeout}s") from None
+                return await attempt_once(x, index)
+            except ItemTimeoutError:
+                counters.timed_out += 1
+                if not retry_timed_out(policy, attempt):
+                    return timed_out(policy, counters, op_name, x, timeout)
+            except Exception as e:
+                if not policy.retryable(e, attempt):
+                    counters.failed += 1
+                    if on_error == "raise":
+                        raise
+                    if on_error == "skip":
+                        counters.skipped += 1
+                        return SKIPPED
+                    return fallback(op_name, on_error(e, x))
+            attempt += 1
+            counters.retried += 1
+            await asyncio.sleep(policy.delay(attempt))
+
+    if indexed:
+        return call
+    return lambda x: call(x)
