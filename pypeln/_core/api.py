@@ -218,7 +218,8 @@ class StageFunctions:
                 (at most 30 s), lengthened at random by up to a quarter.
             retry_on: the exception types that are retried (default: any ``Exception``).
             rate: the most attempts the stage starts per second, over all its workers
-                (None: no limit). Starts are spaced evenly: no bursts.
+                (None: no limit). Starts are spaced evenly (bursts of at most ``rate /
+                1000`` items above 1000 a second).
 
         >>> flaky = {pl}.map(lambda x: 1 / x, [1, 0, 2], on_error="skip")
         >>> sorted(flaky)

@@ -17,7 +17,7 @@ from .policy import (
     retry_timed_out,
     timed_out,
 )
-from .rate import RateLimiter
+from .rate import RateLimiter, Slots
 from .stats import Counters
 
 
@@ -56,6 +56,7 @@ def guard(
     on_error = policy.on_error
     sleep = time.sleep
     caught: Tuple[Type[BaseException], ...] = (interrupt,) if interrupt is not None else ()
+    take = Slots(limiter).take if limiter is not None else None
 
     def failed(e: Exception, x: Any) -> Any:
         counters.failed += 1
@@ -69,8 +70,8 @@ def guard(
     def call(x: Any, *index: Any) -> Any:
         attempt = watch.first if watch is not None else 0
         while True:
-            if limiter is not None:
-                limiter.acquire()
+            if take is not None:
+                take()
             try:
                 if watch is None:
                     return f(x, *index)
@@ -90,9 +91,45 @@ def guard(
             counters.retried += 1
             sleep(policy.delay(attempt))
 
+    def retry(e: Exception, x: Any, index: Tuple[Any, ...]) -> Any:
+        """After a first attempt failed with `e` (no watch): the retries, or the end."""
+        attempt = 0
+        while policy.retryable(e, attempt):
+            attempt += 1
+            counters.retried += 1
+            sleep(policy.delay(attempt))
+            if take is not None:
+                take()
+            try:
+                return f(x, *index)
+            except Exception as again:
+                e = again
+        return failed(e, x)
+
+    if watch is not None or interrupt is not None:
+        return call if indexed else (lambda x: call(x))
+    # The common case, one frame around `f`: a first attempt that succeeds costs a call.
     if indexed:
-        return call
-    return lambda x: call(x)
+
+        def first_attempt_indexed(x: Any, i: Any) -> Any:
+            if take is not None:
+                take()
+            try:
+                return f(x, i)
+            except Exception as e:
+                return retry(e, x, (i,))
+
+        return first_attempt_indexed
+
+    def first_attempt(x: Any) -> Any:
+        if take is not None:
+            take()
+        try:
+            return f(x)
+        except Exception as e:
+            return retry(e, x, ())
+
+    return first_attempt
 
 
 def guard_async(
@@ -107,6 +144,8 @@ def guard_async(
     """`guard` for an event loop: `f` may be sync or async, backoffs and rate waits
     suspend only this item, and each attempt gets its own `timeout` (0: none)."""
     on_error = policy.on_error
+    slots = Slots(limiter) if limiter is not None else None
+    clock = time.monotonic
 
     async def attempt_once(x: Any, index: Tuple[Any, ...]) -> Any:
         result = f(x, *index)
@@ -117,8 +156,11 @@ def guard_async(
     async def call(x: Any, *index: Any) -> Any:
         attempt = 0
         while True:
-            if limiter is not None:
-                await limiter.acquire_async()
+            if slots is not None:
+                if slots.left and clock() < slots.until:
+                    slots.left -= 1  # (`Slots.take_async`, without a coroutine per item)
+                else:
+                    await slots.take_async()
             try:
                 if timeout:
                     started = time.monotonic()
@@ -128,7 +170,10 @@ def guard_async(
                         if time.monotonic() - started < timeout:
                             raise  # raised by `f` itself: a failure like any other
                         raise ItemTimeoutError(f"overran {timeout}s") from None
-                return await attempt_once(x, index)
+                result = f(x, *index)
+                if asyncio.iscoroutine(result) or hasattr(result, "__await__"):
+                    result = await result
+                return result
             except ItemTimeoutError:
                 counters.timed_out += 1
                 if not retry_timed_out(policy, attempt):

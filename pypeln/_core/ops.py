@@ -64,10 +64,20 @@ class Map(Operator):
     def stream_for(self, guarded: bool) -> Callable[[Any, Iterable[Item], bool], Iterator[Item]]:
         return self._stream_skipping if guarded else self.stream
 
+    @staticmethod
     def _stream_skipping(
-        self, f: Callable[..., Any], items: Iterable[Item], indexed: bool
+        f: Callable[..., Any], items: Iterable[Item], indexed: bool
     ) -> Iterator[Item]:
-        return (item for item in self.stream(f, items, indexed) if item[1] is not SKIPPED)
+        if indexed:
+            for i, x in items:
+                y = f(x, i)
+                if y is not SKIPPED:
+                    yield i, y
+        else:
+            for i, x in items:
+                y = f(x)
+                if y is not SKIPPED:
+                    yield i, y
 
     async def apply_async(
         self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]

@@ -10,6 +10,10 @@ from typing import Any
 #: Starts are spaced this much more than ``1 / rate`` apart, so that no one-second window
 #: ever sees more than ``rate`` starts, even when threads are scheduled late.
 RATE_MARGIN = 1.005
+#: A worker takes up to this many seconds' worth of start slots at once (at least one):
+#: below 1000 items/s every start is taken alone; above, the shared lock is taken about
+#: once a millisecond per worker, so a rate far above what the stage does costs little.
+GRANT_SECONDS = 0.001
 
 
 class RateLimiter:
@@ -23,6 +27,8 @@ class RateLimiter:
 
     def __init__(self, rate: float, lock: Any = None, cell: Any = None) -> None:
         self.interval = RATE_MARGIN / rate
+        #: start slots a worker takes at once (see `GRANT_SECONDS`)
+        self.grant = max(1, int(rate * GRANT_SECONDS))
         self.lock = lock if lock is not None else threading.Lock()
         #: the earliest next start (`time.monotonic`), in a one-element array
         self.cell = cell if cell is not None else [0.0]
@@ -33,23 +39,25 @@ class RateLimiter:
         return cls(rate, context.Lock(), context.RawArray("d", 1))
 
     def __getstate__(self) -> Any:
-        return (self.interval, self.lock, self.cell)
+        return (self.interval, self.grant, self.lock, self.cell)
 
     def __setstate__(self, state: Any) -> None:
-        self.interval, self.lock, self.cell = state
+        self.interval, self.grant, self.lock, self.cell = state
 
-    def acquire(self) -> None:
-        """Wait for this stage's next start slot."""
+    def reserve(self) -> float:
+        """Wait for the stage's next start slot and take `grant` slots from it; until when
+        they may be used (their span: no other worker's slots fall in it)."""
         with self.lock:
             now = time.monotonic()
             wait = self.cell[0] - now
             if wait > 0:
                 time.sleep(wait)
                 now = time.monotonic()
-            self.cell[0] = now + self.interval
+            end = self.cell[0] = now + self.interval * self.grant
+            return end
 
-    async def acquire_async(self) -> None:
-        """`acquire` for one event loop's coroutines: they wait in turn, never blocking it."""
+    async def reserve_async(self) -> float:
+        """`reserve` for one event loop's coroutines: they wait in turn, never blocking it."""
         lock = self.__dict__.get("_async_lock")
         if lock is None:
             lock = self.__dict__["_async_lock"] = asyncio.Lock()
@@ -59,4 +67,35 @@ class RateLimiter:
             if wait > 0:
                 await asyncio.sleep(wait)
                 now = time.monotonic()
-            self.cell[0] = now + self.interval
+            end = self.cell[0] = now + self.interval * self.grant
+            return end
+
+
+class Slots:
+    """One worker's (or one event loop's) start slots of a shared `RateLimiter`.
+
+    Slots are used within their span or not at all, so in any window the starts are
+    those of the spans it overlaps: at most ``rate`` a second, plus one grant.
+    """
+
+    __slots__ = ("limiter", "left", "until")
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        self.left = 0
+        self.until = 0.0
+
+    def take(self) -> None:
+        """Wait, if need be, until this worker may start an attempt."""
+        if self.left and time.monotonic() < self.until:
+            self.left -= 1
+            return
+        self.until = self.limiter.reserve()
+        self.left = self.limiter.grant - 1
+
+    async def take_async(self) -> None:
+        if self.left and time.monotonic() < self.until:
+            self.left -= 1
+            return
+        self.until = await self.limiter.reserve_async()
+        self.left = self.limiter.grant - 1
