@@ -25,7 +25,8 @@ from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
 from .._core.execution import Execution, ThreadRunner
-from .._core.policy import SKIPPED, retry_timed_out, timed_out
+from .._core.ops import fallback_outputs
+from .._core.policy import retry_timed_out, timed_out
 from .._core.progress import ALL_DONE, Window, admit
 from .._core.queue import IterableQueue
 from .._core.rate import RateLimiter
@@ -297,10 +298,8 @@ class Supervisor(ThreadRunner):
         ``on_error`` returns for it (if it raises, the run fails with its error)."""
         stage = self.stage
         outcome = timed_out(stage.policy, self.counters, stage.op.name, held.value, self.timeout)
-        if outcome is SKIPPED:
-            return []
         index = held.indices[0][0] if h.indexed else held.indices[0]
-        return list(stage.op.stream_for(True)(lambda *_: outcome, [(index, held.value)], False))
+        return fallback_outputs(stage.op, outcome, [(index, held.value)])
 
     def _alive(self) -> int:
         """How many of its worker processes are running now (for its statistics)."""
