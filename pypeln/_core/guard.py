@@ -107,7 +107,13 @@ def guard(
         return failed(e, x)
 
     if watch is not None or interrupt is not None:
-        return call if indexed else (lambda x: call(x))
+        if indexed:
+            return call
+
+        def watched(x: Any) -> Any:
+            return call(x)
+
+        return watched
     # The common case, one frame around `f`: a first attempt that succeeds costs a call.
     if indexed:
 
