@@ -1,8 +1,9 @@
 """pypeln: concurrent data pipelines made easy.
 
-One API, four backends: `pypeln.process` (processes, for CPU work), `pypeln.thread`
-(threads, for blocking I/O), `pypeln.task` (asyncio, for async I/O) and `pypeln.sync`
-(plain generators). Stages compose with ``|`` and mix across backends::
+One API, five backends: `pypeln.process` (processes, for CPU work), `pypeln.thread`
+(threads, for blocking I/O), `pypeln.task` (asyncio, for async I/O), `pypeln.sync`
+(plain generators) and `pypeln.ray` (Ray actors, on a cluster; an optional extra).
+Stages compose with ``|`` and mix across backends::
 
     import pypeln as pl
     results = range(10) | pl.thread.map(lambda x: x * 2, workers=4) | pl.sync.ordered | list
@@ -10,7 +11,7 @@ One API, four backends: `pypeln.process` (processes, for CPU work), `pypeln.thre
 
 from __future__ import annotations
 
-from . import process, sync, task, thread
+from . import process, ray, sync, task, thread
 from ._core.element import Element
 from ._core.errors import RemoteTraceback, WorkerDiedError
 from ._core.policy import ItemTimeoutError
@@ -24,6 +25,7 @@ BaseStage = Stage
 
 __all__ = [
     "process",
+    "ray",
     "sync",
     "thread",
     "task",

@@ -15,13 +15,15 @@ TARGET_SECONDS = 0.002
 class BatchSizer:
     """Starts at one item and doubles while batches stay under `TARGET_SECONDS`."""
 
-    __slots__ = ("limit", "cap")
+    __slots__ = ("limit", "cap", "target")
 
-    def __init__(self, cap: int = MAX_BATCH) -> None:
+    def __init__(self, cap: int = MAX_BATCH, target: float = TARGET_SECONDS) -> None:
         self.cap = max(1, cap)
         self.limit = 1
+        #: how long one batch should take (longer where each batch costs a round trip)
+        self.target = target
 
     def update(self, items: int, seconds: float) -> None:
         """Record that `items` items took `seconds` to process."""
-        ideal = self.cap if seconds <= 0 else int(items * TARGET_SECONDS / seconds)
+        ideal = self.cap if seconds <= 0 else int(items * self.target / seconds)
         self.limit = max(1, min(self.cap, ideal, self.limit * 2))

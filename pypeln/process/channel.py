@@ -5,9 +5,9 @@ never corrupts what the others receive, and its death shows at once as the end o
 A message is a ``(kind, payload)`` pair pickled once, with the highest protocol: a whole
 batch of items costs one pickle, one write and one read.
 
-A worker under an error policy counts what its guard did (`COUNTED`) and reports the counts
-of a batch with its result, only when they are not all zero: a batch without failures, and
-every batch of a stage without a policy, costs no more than before.
+Results travel in the compact forms of `pypeln._core.wire`, with what a worker's error
+policy counted along only when it is not all zero: a batch without failures, and every
+batch of a stage without a policy, costs no more than before.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from __future__ import annotations
 import pickle
 import weakref
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Generic, List, Optional, Sequence, Tuple, TypeVar
-
-if TYPE_CHECKING:
-    from .._core.stats import Counters
+from typing import Any, Generic, Tuple, TypeVar
 
 T = TypeVar("T")
 
@@ -38,75 +35,6 @@ ATTEMPT = 7  #: payload: the attempt number starting now, or -1: it ended (a sta
 _dumps = pickle.dumps
 _loads = pickle.loads
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-
-
-# How a batch's output indices relate to its input's (see `encode_results`):
-SAME = 0  #: payload: values; one output per input, same indices in the same order (map)
-PICK = 1  #: payload: (positions, values); each output has the index of one input (filter)
-LOCAL = 2  #: payload: items indexed from local positions, extended (flat_map)
-REAL = 3  #: payload: items with their real indices (``element_index`` was used)
-
-#: Local indices ``(0,), (1,), ...`` a worker gives the values of a batch.
-_LOCAL_INDICES: List[Tuple[int]] = [(k,) for k in range(1 << 12)]
-
-
-def _local_indices(n: int) -> List[Tuple[int]]:
-    return _LOCAL_INDICES[:n] if n <= len(_LOCAL_INDICES) else [(k,) for k in range(n)]
-
-
-def local_items(values: Sequence[Any]) -> List[Tuple[Tuple[int], Any]]:
-    """A batch's values indexed by position (indices stay in the parent: they cost more to
-    pickle than most values)."""
-    return list(zip(_local_indices(len(values)), values))
-
-
-def encode_results(out: List[Any], n: int) -> Tuple[int, Any]:
-    """The outputs of a batch of `n` local items, in the most compact form that fits.
-
-    Every operator gives an output the index of the input it came from, possibly extended
-    (`flat_map`); the parent maps local positions back to real indices (`decode_results`).
-    """
-    indices = [i for i, _ in out]
-    values = [y for _, y in out]
-    if len(indices) == n and indices == _local_indices(n):
-        return SAME, values
-    if max(map(len, indices), default=1) == 1:
-        return PICK, ([i[0] for i in indices], values)
-    return LOCAL, out
-
-
-def decode_results(indices: Sequence[Any], kind: int, payload: Any) -> List[Any]:
-    """Items with real indices, from what `encode_results` made of a batch with `indices`."""
-    if kind == SAME:
-        return list(zip(indices, payload))
-    if kind == PICK:
-        positions, values = payload
-        return list(zip(map(indices.__getitem__, positions), values))
-    if kind == LOCAL:
-        return [(indices[i[0]] + i[1:], y) for i, y in payload]
-    return payload  # type: ignore[no-any-return]
-
-
-#: What a worker's guard counts and a RESULT's optional last element carries, in order:
-#: how many of those events the batch saw.
-COUNTED = ("failed", "retried", "skipped")
-
-
-def take_counts(c: Counters) -> Optional[Tuple[int, ...]]:
-    """In a worker: what its guard counted since the last call (None: nothing), reset."""
-    if not (c.failed or c.retried or c.skipped):
-        return None
-    counts = (c.failed, c.retried, c.skipped)
-    c.failed = c.retried = c.skipped = 0
-    return counts
-
-
-def add_counts(c: Counters, counts: Sequence[int]) -> None:
-    """In the parent: add what a worker reported (`take_counts`) to its counters."""
-    failed, retried, skipped = counts
-    c.failed += failed
-    c.retried += retried
-    c.skipped += skipped
 
 
 #: The parent's ends of every worker's pipe. A forked worker inherits them all; it closes

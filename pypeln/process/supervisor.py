@@ -32,6 +32,7 @@ from .._core.queue import IterableQueue
 from .._core.rate import RateLimiter
 from .._core.stage import Stage
 from .._core.stats import Counters
+from .._core.wire import add_counts, decode_results
 from . import spawning
 from .channel import (
     ATTEMPT,
@@ -45,8 +46,6 @@ from .channel import (
     RESUME,
     Channel,
     ChannelClosed,
-    add_counts,
-    decode_results,
     parent_end,
 )
 from .worker import Job, Worker, run_worker

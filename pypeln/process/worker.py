@@ -27,6 +27,7 @@ from .._core.queue import IterableQueue
 from .._core.rate import RateLimiter
 from .._core.sources import source_batches
 from .._core.stats import Counters
+from .._core.wire import REAL, encode_results, local_items, take_counts
 from .channel import (
     ATTEMPT,
     COUNTS,
@@ -34,15 +35,11 @@ from .channel import (
     END,
     FAILED,
     READY,
-    REAL,
     RESULT,
     RESUME,
     Channel,
     ChannelClosed,
     close_inherited_ends,
-    encode_results,
-    local_items,
-    take_counts,
 )
 
 #: Items a source worker reads ahead of what its supervisor has taken.

@@ -12,22 +12,21 @@ from __future__ import annotations
 import heapq
 import time
 from operator import itemgetter
-from typing import Any, Generator, Iterator, List, Optional, Tuple
+from typing import Any, Generator, Iterator, List, Optional
 
 from .._core.api import StageFunctions
 from .._core.batching import MAX_BATCH
 from .._core.element import Element, Item
 from .._core.errors import Cancelled
 from .._core.execution import Execution, StageRunner
-from .._core.inject import Lifecycle, StageStatus, WorkerCount, WorkerInfo
+from .._core.inject import StageStatus, WorkerCount, WorkerInfo
+from .._core.inline import InlineWorker
 from .._core.namespace import Namespace
 from .._core.ops import BATCH, FLAT_MAP, FORWARD, ORDERED, UNBATCH
 from .._core.queue import IterableQueue, deliver, take
-from .._core.rate import RateLimiter
 from .._core.sources import source_batches
 from .._core.stage import Partial, Stage, iter_batches
 from .._core.stats import Counters, RunStats
-from .._core.threadstop import Deadline, ItemTimeout
 
 _by_index = itemgetter(0)
 
@@ -176,71 +175,13 @@ def _apply_op(stage: Stage[Any], items: Iterator[Item], c: Counters) -> Iterator
     if not op.per_item:
         yield from (items if op is ORDERED else op.stream(None, items, False))
         return
-    life, deadline = _lifecycle(stage, c)
+    worker = InlineWorker(stage, c)
     try:
-        f, indexed = life.start()
-        if stage.timeout and not life.guarded:
-            yield from _apply_with_timeout(stage, f, items, indexed, c)
-        else:
-            yield from op.stream_for(life.guarded)(f, items, indexed)
-        life.done(WorkerCount(0))
+        worker.start()
+        yield from worker.apply(items)
+        worker.done(WorkerCount(0))
     finally:
-        if deadline is not None:
-            deadline.close()
-
-
-def _lifecycle(stage: Stage[Any], c: Counters) -> Tuple[Lifecycle, Optional[Deadline]]:
-    """The single worker's lifecycle, and the `Deadline` that times each attempt when the
-    stage has both a timeout and a policy (the guard then retries or gives up)."""
-    deadline = Deadline(stage.timeout) if stage.timeout and stage.policy is not None else None
-    life = Lifecycle(
-        stage.where, stage.f, stage.on_start, stage.on_done, 0, stage.policy, c,
-        stage.op.name, _limiter(stage),
-        _DeadlineWatch(deadline) if deadline is not None else None,
-        ItemTimeout, stage.timeout,
-    )  # fmt: skip
-    return life, deadline
-
-
-class _DeadlineWatch:
-    """`AttemptWatch` for sync: a `Deadline` interrupts an attempt that overruns."""
-
-    first = 0
-
-    def __init__(self, deadline: Deadline) -> None:
-        self.deadline = deadline
-
-    def begin(self, attempt: int) -> None:
-        self.deadline.begin()
-
-    def end(self) -> None:
-        self.deadline.end()
-
-
-def _limiter(stage: Stage[Any]) -> Optional[RateLimiter]:
-    policy = stage.policy
-    return RateLimiter(policy.rate) if policy is not None and policy.rate else None
-
-
-def _apply_with_timeout(
-    stage: Stage[Any], f: Any, items: Iterator[Item], indexed: bool, c: Counters
-) -> Iterator[Item]:
-    """Item by item, without a policy: an item whose `f` overruns the stage's timeout is
-    dropped, as in pypeln 0.4.9 (and counted)."""
-    deadline = Deadline(stage.timeout)
-    stream = stage.op.stream
-    try:
-        for item in items:
-            try:
-                deadline.begin()
-                out = list(stream(f, (item,), indexed))
-                deadline.end()
-            except ItemTimeout:
-                c.timed_out += 1
-                continue
-            yield from out
-    finally:
-        deadline.close()
+        worker.close()
 
 
 class SyncExecution:
@@ -282,10 +223,9 @@ class SyncRunner(StageRunner):
         c = self.stats.counters()
         c.start()
         clock = time.perf_counter
-        life, deadline = _lifecycle(stage, c)
+        worker = InlineWorker(stage, c)
         try:
-            f, indexed = life.start()
-            stream = stage.op.stream_for(life.guarded)
+            worker.start()
             while True:
                 t0 = clock()
                 taken = take(inq, out, MAX_BATCH)
@@ -293,16 +233,13 @@ class SyncRunner(StageRunner):
                 c.waiting += t - t0
                 if taken is None:
                     break
-                if stage.timeout and not life.guarded:
-                    outputs = list(_apply_with_timeout(stage, f, iter(taken[0]), indexed, c))
-                else:
-                    outputs = list(stream(f, taken[0], indexed))
+                outputs = list(worker.apply(taken[0]))
                 t1 = clock()
                 deliver(inq, out, outputs, taken)
                 c.blocked += clock() - t1
                 c.items_in += len(taken[0])
                 c.items_out += len(outputs)
-            life.done(WorkerCount(0))
+            worker.done(WorkerCount(0))
             out.done()
         except Cancelled:
             pass
@@ -310,8 +247,7 @@ class SyncRunner(StageRunner):
             self.execution.fail(e)
         finally:
             c.end()
-            if deadline is not None:
-                deadline.close()
+            worker.close()
 
 
 class SyncBackend:

@@ -1,0 +1,417 @@
+"""`Supervisor`: runs one `pl.ray` stage of an `Execution`, from the driver.
+
+::
+
+    input queue --feeder thread: take a batch (room first), submit actor.run(values)-->
+        [actor 0] [actor 1] ...   (Ray actors, anywhere in the cluster)
+    --each call's completion (its ObjectRef's future) lands in `events`-->
+    collector thread: decode, put the outputs into the output queue, give the actor credit
+
+Each actor holds at most `BATCHES_IN_FLIGHT` batches (one it works on, the next ones
+queued behind it, to hide the round trip), so results come back in completion order and
+slow items spread over every actor; batches are sized so one takes about
+`TARGET_SECONDS`. One thread, the collector, owns every actor's state changes that follow
+a completion (results, readiness, death, finishing); the feeder only takes credit and
+submits. An actor that dies is seen when its calls fail: the run fails with
+`WorkerDiedError`, or, under a policy with retries, a new actor takes the batches it held.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import warnings
+from typing import Any, Dict, List, NamedTuple, Tuple
+
+from .._core.batching import MAX_BATCH, BatchSizer
+from .._core.element import Item
+from .._core.errors import Cancelled, WorkerDiedError
+from .._core.execution import Execution, ThreadRunner
+from .._core.ops import fallback_outputs
+from .._core.policy import SKIPPED, fallback
+from .._core.queue import IterableQueue, deliver, take
+from .._core.stage import Stage
+from .._core.wire import add_counts, decode_results
+from .session import actor_state, check_feasible, ensure_session
+from .worker import actor_class
+
+#: Batches an actor holds at once: one it works on, the next ones waiting in its queue.
+BATCHES_IN_FLIGHT = 3
+#: How long one batch should take in an actor (a call costs about a millisecond).
+TARGET_SECONDS = 0.02
+
+#: Seconds between looks at an actor that has not started when the input has ended.
+START_CHECK_SECONDS = 5.0
+
+# What lands in `Supervisor.events`: (kind, handle, generation, ref)
+_STARTED, _RESULT, _FINISHED, _INPUT_ENDED, _STOP, _START_CHECK = range(6)
+
+
+class Held(NamedTuple):
+    """A batch an actor holds: its items (to decode, resend or hand to ``on_error``), its
+    first take, the room reserved for it downstream, and how often its actor died."""
+
+    items: List[Item]
+    start: int
+    reserved: int
+    beyond: bool
+    deaths: int = 0
+
+
+class ActorHandle:
+    """The driver's side of one actor of the stage: the batches it holds."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.actor: Any = None
+        #: bumped when the actor is replaced: completions of an older one are stale
+        self.generation = 0
+        self.ready = False
+        #: batches it may still be sent
+        self.credit = 0
+        #: its calls not answered yet, by ObjectRef
+        self.pending: Dict[Any, Held] = {}
+        #: batches of a dead predecessor, sent again once it is ready
+        self.resend: List[Held] = []
+        #: holds a batch taken with no room left downstream (then takes nothing more)
+        self.beyond = False
+        #: a look at whether it can still start is scheduled (`_START_CHECK`)
+        self.start_check = False
+        #: on_done was sent (or it never started); then finished
+        self.finishing = False
+        self.finished = False
+
+
+class Supervisor(ThreadRunner):
+    """Starts, feeds and stops the actors of one `pl.ray` stage."""
+
+    def __init__(
+        self,
+        stage: Stage[Any],
+        input: IterableQueue[Item],
+        output: IterableQueue[Item],
+        execution: Execution,
+    ) -> None:
+        super().__init__(execution, f"pypeln-{stage.where}")
+        self.ray = ensure_session()
+        self.stage = stage
+        self.input = input
+        self.output = output
+        self.actor_options: Dict[str, Any] = stage.options.get("actor", {})
+        check_feasible(stage.where, self.ray, self.actor_options)
+        #: what the actors run: the stage without its upstream
+        self.job = Stage(
+            stage.backend, stage.op, (), f=stage.f, workers=stage.workers,
+            maxsize=stage.maxsize, timeout=stage.timeout, on_start=stage.on_start,
+            on_done=stage.on_done, where=stage.where, policy=stage.policy,
+        )  # fmt: skip
+        self.handles = [ActorHandle(i) for i in range(stage.workers)]
+        self.cond = threading.Condition(threading.Lock())
+        self.events: queue.SimpleQueue[Tuple[int, Any, int, Any]] = queue.SimpleQueue()
+        self.sizer = BatchSizer(min(MAX_BATCH, stage.maxsize or MAX_BATCH), TARGET_SECONDS)
+        self.indexed = False
+        self.cancelled = False
+        self.input_ended = False
+        #: handles not finished yet (``stage_status.active_workers`` for on_done)
+        self.unfinished = stage.workers
+        self.stats = execution.stats.stage(stage)
+        self.stats.queue = input
+        self.stats.alive = self._alive
+        self.counters = self.stats.counters()  # the collector's
+        self.feeder_counters = self.stats.counters()
+        output.add_producers(stage.workers)
+
+    # -- runner --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for h in self.handles:
+            self._launch(h)
+        self.spawn(self._feed)
+        self.spawn(self._collect)
+
+    def cancel(self) -> None:
+        with self.cond:
+            self.cancelled = True
+            self.cond.notify_all()
+        self.events.put((_STOP, None, 0, None))
+        self._kill_all()
+
+    def join(self, deadline: float) -> bool:
+        done = super().join(deadline)
+        self._kill_all()
+        return done
+
+    def kill(self) -> None:
+        self._kill_all()
+        super().kill()
+
+    def _kill_all(self) -> None:
+        for h in self.handles:
+            self._kill(h)
+
+    def _kill(self, h: ActorHandle) -> None:
+        actor, h.actor = h.actor, None
+        if actor is not None:
+            try:
+                self.ray.kill(actor, no_restart=True)
+            except Exception:  # already gone, or the session is shutting down
+                pass
+
+    def _alive(self) -> int:
+        return sum(1 for h in self.handles if h.ready and not h.finished)
+
+    # -- actors --------------------------------------------------------------------------
+
+    def _launch(self, h: ActorHandle) -> None:
+        """Create `h`'s actor (the first, or a replacement) and ask it to run `on_start`."""
+        cls = actor_class(self.ray)
+        if self.actor_options:
+            cls = cls.options(**self.actor_options)
+        actor = cls.remote(self.job, h.index)
+        with self.cond:
+            h.actor = actor
+            h.generation += 1
+            h.ready = False
+            h.credit = 0
+            generation = h.generation
+        self._watch(_STARTED, h, generation, actor.start.remote())
+        if self.cancelled:
+            self._kill(h)
+
+    def _watch(self, kind: int, h: ActorHandle, generation: int, ref: Any) -> None:
+        """Post `ref`'s completion to the collector."""
+        events = self.events
+        ref.future().add_done_callback(lambda _: events.put((kind, h, generation, ref)))
+
+    # -- feeding: one thread per stage ---------------------------------------------------
+
+    def _feed(self) -> None:
+        c = self.feeder_counters
+        clock = time.perf_counter
+        try:
+            while True:
+                h = self._next_actor()
+                t0 = clock()
+                taken = take(self.input, self.output, self.sizer.limit)
+                c.waiting += clock() - t0
+                if taken is None:
+                    break
+                items, start, reserved = taken
+                self._submit(
+                    h, Held(items, start, reserved, bool(self.output.maxsize) and not reserved)
+                )
+            self.events.put((_INPUT_ENDED, None, 0, None))
+        except Cancelled:
+            pass
+        except BaseException as e:  # e.g. an item Ray cannot serialize
+            self.execution.fail(e)
+
+    def _next_actor(self) -> ActorHandle:
+        """Wait for an actor that may be sent a batch; the one with the most credit."""
+        with self.cond:
+            while True:
+                if self.cancelled:
+                    raise Cancelled()
+                free = [h for h in self.handles if h.ready and h.credit > 0 and not h.beyond]
+                if free:
+                    h = max(free, key=lambda h: h.credit)
+                    h.credit -= 1
+                    return h
+                self.cond.wait()
+
+    def _submit(self, h: ActorHandle, held: Held) -> None:
+        with self.cond:
+            if held.beyond:
+                h.beyond = True
+            actor, generation = h.actor, h.generation
+            if actor is None:  # killed: the run is ending
+                return
+        batch = held.items if self.indexed else [x for _, x in held.items]
+        ref = actor.run.remote(batch)
+        with self.cond:
+            h.pending[ref] = held
+        self._watch(_RESULT, h, generation, ref)
+
+    # -- collecting: one thread per stage ------------------------------------------------
+
+    def _collect(self) -> None:
+        try:
+            while not self.cancelled:
+                kind, h, generation, ref = self.events.get()
+                if kind == _STOP or self.cancelled:
+                    return
+                if kind == _INPUT_ENDED:
+                    self.input_ended = True
+                    for other in self.handles:
+                        self._maybe_finish(other)
+                elif kind == _START_CHECK:
+                    self._check_start(h)
+                elif generation == h.generation and not h.finishing:
+                    self._completed(kind, h, ref)
+                elif generation == h.generation and kind == _FINISHED:
+                    self._completed(kind, h, ref)
+                if all(other.finished for other in self.handles):
+                    return
+        except Cancelled:
+            pass
+        except BaseException as e:
+            self.execution.fail(e)
+
+    def _completed(self, kind: int, h: ActorHandle, ref: Any) -> None:
+        ray = self.ray
+        try:
+            ok, answer = ray.get(ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as e:
+            self._died(h, kind, e)
+            return
+        if not ok:
+            raise answer.exception()
+        if kind == _STARTED:
+            self._ready(h, answer)
+        elif kind == _RESULT:
+            self._result(h, ref, answer)
+        else:  # _FINISHED
+            h.finished = True
+            self._kill(h)
+            self.output.done()
+
+    def _ready(self, h: ActorHandle, indexed: bool) -> None:
+        self.indexed = indexed
+        with self.cond:
+            h.ready = True
+            resend, h.resend = h.resend, []
+            h.credit = max(0, BATCHES_IN_FLIGHT - len(resend))
+            self.cond.notify_all()
+        for held in resend:
+            self._submit(h, held)
+        self._maybe_finish(h)
+
+    def _result(self, h: ActorHandle, ref: Any, answer: Any) -> None:
+        seconds, result_kind, encoded, counts = answer
+        c = self.counters
+        with self.cond:
+            held = h.pending.pop(ref)
+        if counts is not None:
+            add_counts(c, counts)
+        c.busy_extra += seconds
+        self.sizer.update(len(held.items), seconds)
+        outputs = decode_results([i for i, _ in held.items], result_kind, encoded)
+        self._deliver(h, held, outputs)
+        self._maybe_finish(h)
+
+    def _deliver(self, h: ActorHandle, held: Held, outputs: List[Item]) -> None:
+        c = self.counters
+        t0 = time.perf_counter()
+        deliver(self.input, self.output, outputs, (held.items, held.start, held.reserved))
+        c.blocked += time.perf_counter() - t0
+        c.items_in += len(held.items)
+        c.items_out += len(outputs)
+        with self.cond:
+            if held.beyond:
+                h.beyond = False
+            h.credit += 1
+            self.cond.notify_all()
+
+    def _maybe_finish(self, h: ActorHandle) -> None:
+        """Once the input has ended and `h` holds nothing, run its `on_done`. An actor that
+        has not started yet is waited for, unless it waits for room in the cluster."""
+        with self.cond:
+            if not self.input_ended or h.finishing or h.pending or h.resend:
+                return
+            if h.actor is not None and not h.ready:
+                if not h.start_check:
+                    h.start_check = True
+                    self._schedule_start_check(h)
+                return
+            h.finishing = True
+            self.unfinished -= 1
+            remaining = self.unfinished
+            actor, generation = h.actor, h.generation
+        if actor is None:
+            self._end_unstarted(h)
+            return
+        self._watch(_FINISHED, h, generation, actor.finish.remote(remaining))
+
+    def _schedule_start_check(self, h: ActorHandle) -> None:
+        timer = threading.Timer(
+            START_CHECK_SECONDS, self.events.put, ((_START_CHECK, h, h.generation, None),)
+        )
+        timer.daemon = True
+        timer.start()
+
+    def _check_start(self, h: ActorHandle) -> None:
+        """The input has ended and `h`'s actor has still not started: wait on while it runs
+        `on_start`; give up on it while Ray has found no room for it."""
+        with self.cond:
+            if h.ready or h.finishing or h.actor is None:
+                return
+            actor = h.actor
+        if actor_state(actor) in ("ALIVE", "RESTARTING"):
+            self._schedule_start_check(h)
+            return
+        warnings.warn(
+            f"{self.stage.where}: worker {h.index} never started (no room in the Ray "
+            f"cluster for its resources {self.actor_options or '(the defaults)'}?); "
+            "the stage ran without it",
+            RuntimeWarning,
+            stacklevel=1,
+        )
+        with self.cond:
+            h.finishing = True
+            self.unfinished -= 1
+        self._end_unstarted(h)
+
+    def _end_unstarted(self, h: ActorHandle) -> None:
+        h.finished = True
+        self._kill(h)
+        self.output.done()
+
+    # -- actors that die -----------------------------------------------------------------
+
+    def _died(self, h: ActorHandle, kind: int, error: BaseException) -> None:
+        """`h`'s actor is gone (killed, out of memory, node lost). Before it was ready, or
+        without retries, the run fails; else a new actor takes the batches it held."""
+        with self.cond:
+            lost = list(h.pending.values())
+            h.pending.clear()
+            h.ready = False
+            h.beyond = False
+        policy = self.stage.policy
+        where = f"{self.stage.where}: worker actor {h.index}"
+        if kind == _STARTED and not lost:
+            raise WorkerDiedError(f"{where} could not start: {error}") from error
+        died = WorkerDiedError(
+            f"{where} died while working on its items (killed, out of memory, or its node "
+            f"lost?): {type(error).__name__}: {error}"
+        )
+        again: List[Held] = []
+        for held in lost:
+            if policy is not None and policy.retryable(died, held.deaths):
+                self.counters.retried += len(held.items)
+                again.append(held._replace(deaths=held.deaths + 1))
+            else:
+                self._give_up(h, held, died)
+        if kind == _FINISHED and not again:
+            raise died
+        h.resend = again
+        self._launch(h)
+
+    def _give_up(self, h: ActorHandle, held: Held, died: WorkerDiedError) -> None:
+        """The items of a batch whose actor died too often: the policy decides."""
+        policy = self.stage.policy
+        c = self.counters
+        c.failed += len(held.items)
+        if policy is None or policy.on_error == "raise":
+            raise died
+        outputs: List[Item] = []
+        op = self.stage.op
+        for item in held.items:
+            if policy.on_error == "skip":
+                c.skipped += 1
+                continue
+            outcome = fallback(op.name, policy.on_error(died, item[1]))
+            if outcome is SKIPPED:
+                c.skipped += 1
+            outputs.extend(fallback_outputs(op, outcome, [item]))
+        self._deliver(h, held, outputs)
