@@ -4,6 +4,7 @@ tools for watching what a pipeline leaves behind (threads, child processes, CPU 
 from __future__ import annotations
 
 import gc
+import importlib.util
 import multiprocessing
 import os
 import threading
@@ -15,7 +16,20 @@ from hypothesis import HealthCheck, settings
 
 import pypeln as pl
 
-BACKEND_NAMES = [name for name in ("sync", "thread", "process", "task") if hasattr(pl, name)]
+
+def _ray_installed() -> bool:
+    """Whether the `pl.ray` tests run: Ray is installed, and PYPELN_TEST_RAY is not 0."""
+    if os.environ.get("PYPELN_TEST_RAY", "1") == "0":
+        return False
+    return importlib.util.find_spec("ray") is not None
+
+
+#: The backends under test: `pl.ray` only where Ray is installed (an optional extra).
+BACKEND_NAMES = [
+    name
+    for name in ("sync", "thread", "process", "task", "ray")
+    if hasattr(pl, name) and (name != "ray" or _ray_installed())
+]
 #: The stage functions every module has (API.md).
 STAGE_FUNCTIONS = [
     "map",
@@ -45,6 +59,7 @@ WORKER_PARTS = ["Worker", "Supervisor", "IterableQueue"]
 #: The documented extras of some modules, on top of the above.
 MODULE_EXTRAS = {
     "process": ["set_start_method", "get_start_method"],
+    "ray": [],
     "task": ["to_async_iterable", "collect"],
 }
 #: Backends whose workers run concurrently with the consumer.
@@ -61,7 +76,12 @@ settings.register_profile(
 settings.register_profile(
     "dev", max_examples=200, deadline=None, suppress_health_check=_SUPPRESSED, print_blob=True
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(_PROFILE)
+# On `pl.ray` every example starts actors (about a second): fewer examples there.
+settings.register_profile(
+    "ray", settings.get_profile(_PROFILE), max_examples=max(3, settings.default.max_examples // 5)
+)
 
 
 # -- backends ----------------------------------------------------------------------------
@@ -238,3 +258,53 @@ def _process_start_method(request: pytest.FixtureRequest):
     pl.process.set_start_method(method)
     yield method
     pl.process.set_start_method(None)
+
+
+# -- ray ---------------------------------------------------------------------------------
+
+#: The local Ray every `pl.ray` test of the session shares: two CPUs, no dashboard, a small
+#: object store.
+RAY_INIT = dict(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2)
+
+
+def _uses_ray(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "ray" in callspec.id.replace("[", "-").split("-"):
+        return True
+    return item.get_closest_marker("ray") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """Mark every test that runs `pl.ray` (a parameter named "ray") with ``ray``."""
+    for item in items:
+        if _uses_ray(item):
+            item.add_marker(pytest.mark.ray)
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[Any]:
+    """A local Ray, started once for the session by the first test that needs it."""
+    import ray
+
+    if not ray.is_initialized():
+        # Ray's workers import what the tests define (functions pickled by reference) the
+        # way this process does: from the tests folder and the project.
+        here = os.path.dirname(os.path.abspath(__file__))
+        paths = [here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        ray.init(**RAY_INIT)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _ray_for_ray_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("ray") is None:
+        yield
+        return
+    request.getfixturevalue("ray_session")
+    settings.load_profile("ray")
+    try:
+        yield
+    finally:
+        settings.load_profile(_PROFILE)

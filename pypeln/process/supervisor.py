@@ -22,6 +22,7 @@ from multiprocessing.connection import wait
 from typing import Any, Deque, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .._core.batching import MAX_BATCH, BatchSizer
+from .._core.budget import Budget, take_within
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
 from .._core.execution import Execution, ThreadRunner
@@ -190,9 +191,8 @@ class Supervisor(ThreadRunner):
         #: channels of replaced workers, closed at the end (a sender may still hold one)
         self.retired: List[Channel[Item]] = []
         self.released = False
-        #: items sent to workers and not yet delivered (they count against the output's room)
-        self.items_out = 0
-        self.budget_lock = threading.Lock()
+        #: items sent to workers and not yet delivered count against the output's room
+        self.budget = Budget(output)
         output.add_producers(n)
         try:
             for h in self.handles:
@@ -459,35 +459,20 @@ class Supervisor(ThreadRunner):
         holding a finished item does. The next waits until that one is delivered. Only
         values travel, unless f takes element_index.
         """
-        inq, out = self.input, self.output
+        inq = self.input
         assert inq is not None
-        bounded = bool(out.maxsize)
-        while True:
-            n, beyond = limit, False
-            if bounded:
-                with h.cond:
-                    while h.beyond_room and not self.cancelled:
-                        h.cond.wait()
-                    if self.cancelled:
-                        raise Cancelled()
-                with self.budget_lock:
-                    room = out.room() - self.items_out
-                    n, beyond = (min(limit, room), False) if room > 0 else (1, True)
-                    self.items_out += n
-            taken: Optional[Tuple[Sequence[Any], Any, int]]
-            if indexed:
-                got = inq.get_tracked(n, not bounded)
-                taken = None if got is None else (got[0], got[0], got[1])
-            else:
-                taken = inq.get_columns(n, not bounded)
-            if bounded:
-                with self.budget_lock:
-                    self.items_out -= n - (len(taken[0]) if taken else 0)
-            if taken is not None and taken[0]:
-                return (*taken, beyond)
-            if taken is None:
-                return None
-            inq.wait_ready()
+        if self.budget.bounded:
+            with h.cond:
+                while h.beyond_room and not self.cancelled:
+                    h.cond.wait()
+                if self.cancelled:
+                    raise Cancelled()
+        get: Any = inq.get_tracked if indexed else inq.get_columns
+        got = take_within(self.budget, inq, limit, get)
+        if got is None:
+            return None
+        taken, beyond = got
+        return (*taken, beyond) if not indexed else (taken[0], taken[0], taken[1], beyond)
 
     # -- collecting: one thread per stage ------------------------------------------------
 
@@ -589,8 +574,7 @@ class Supervisor(ThreadRunner):
             self.output.put_batch(out)
             c.blocked += time.perf_counter() - t0
         if self.output.maxsize:
-            with self.budget_lock:
-                self.items_out -= len(held.indices)
+            self.budget.release(len(held.indices))
             if held.beyond:
                 with h.cond:
                     h.beyond_room -= 1

@@ -65,8 +65,8 @@ class RayStageFunctions(StageFunctions):
 
     def stage_options(self, where: str, options: Dict[str, Any]) -> Dict[str, Any]:
         ray_module()  # fails here, naming the extra, when Ray is not installed
-        actor = check_options(where, options)
-        return {"actor": actor} if actor else {}
+        check_options(where, options)
+        return {k: v for k, v in options.items() if v is not None}
 
 
 BACKEND = RayBackend()

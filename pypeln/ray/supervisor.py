@@ -25,15 +25,16 @@ import warnings
 from typing import Any, Dict, List, NamedTuple, Tuple
 
 from .._core.batching import MAX_BATCH, BatchSizer
+from .._core.budget import Budget, take_within
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
 from .._core.execution import Execution, ThreadRunner
 from .._core.ops import fallback_outputs
 from .._core.policy import SKIPPED, fallback
-from .._core.queue import IterableQueue, deliver, take
+from .._core.queue import IterableQueue
 from .._core.stage import Stage
 from .._core.wire import add_counts, decode_results
-from .session import actor_state, check_feasible, ensure_session
+from .session import actor_state, check_feasible, check_options, ensure_session
 from .worker import actor_class
 
 #: Batches an actor holds at once: one it works on, the next ones waiting in its queue.
@@ -50,11 +51,11 @@ _STARTED, _RESULT, _FINISHED, _INPUT_ENDED, _STOP, _START_CHECK = range(6)
 
 class Held(NamedTuple):
     """A batch an actor holds: its items (to decode, resend or hand to ``on_error``), its
-    first take, the room reserved for it downstream, and how often its actor died."""
+    first take, whether it was taken with no room left downstream, and how often its
+    actor died."""
 
     items: List[Item]
     start: int
-    reserved: int
     beyond: bool
     deaths: int = 0
 
@@ -98,7 +99,7 @@ class Supervisor(ThreadRunner):
         self.stage = stage
         self.input = input
         self.output = output
-        self.actor_options: Dict[str, Any] = stage.options.get("actor", {})
+        self.actor_options = check_options(stage.where, stage.options)
         check_feasible(stage.where, self.ray, self.actor_options)
         #: what the actors run: the stage without its upstream
         self.job = Stage(
@@ -109,6 +110,8 @@ class Supervisor(ThreadRunner):
         self.handles = [ActorHandle(i) for i in range(stage.workers)]
         self.cond = threading.Condition(threading.Lock())
         self.events: queue.SimpleQueue[Tuple[int, Any, int, Any]] = queue.SimpleQueue()
+        #: items sent to actors and not yet delivered count against the output's room
+        self.budget = Budget(output)
         self.sizer = BatchSizer(min(MAX_BATCH, stage.maxsize or MAX_BATCH), TARGET_SECONDS)
         self.indexed = False
         self.cancelled = False
@@ -193,19 +196,20 @@ class Supervisor(ThreadRunner):
             while True:
                 h = self._next_actor()
                 t0 = clock()
-                taken = take(self.input, self.output, self.sizer.limit)
+                got = take_within(self.budget, self.input, self.sizer.limit, self._get)
                 c.waiting += clock() - t0
-                if taken is None:
+                if got is None:
                     break
-                items, start, reserved = taken
-                self._submit(
-                    h, Held(items, start, reserved, bool(self.output.maxsize) and not reserved)
-                )
+                (items, start), beyond = got
+                self._submit(h, Held(items, start, beyond))
             self.events.put((_INPUT_ENDED, None, 0, None))
         except Cancelled:
             pass
         except BaseException as e:  # e.g. an item Ray cannot serialize
             self.execution.fail(e)
+
+    def _get(self, n: int, block: bool) -> Any:
+        return self.input.get_tracked(n, block)
 
     def _next_actor(self) -> ActorHandle:
         """Wait for an actor that may be sent a batch; the one with the most credit."""
@@ -302,9 +306,12 @@ class Supervisor(ThreadRunner):
 
     def _deliver(self, h: ActorHandle, held: Held, outputs: List[Item]) -> None:
         c = self.counters
-        t0 = time.perf_counter()
-        deliver(self.input, self.output, outputs, (held.items, held.start, held.reserved))
-        c.blocked += time.perf_counter() - t0
+        if outputs:
+            t0 = time.perf_counter()
+            self.output.put_batch(outputs)
+            c.blocked += time.perf_counter() - t0
+        self.budget.release(len(held.items))
+        self.input.finish(held.start, len(held.items))
         c.items_in += len(held.items)
         c.items_out += len(outputs)
         with self.cond:
