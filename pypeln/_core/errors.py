@@ -43,6 +43,11 @@ class Failure:
 
     __slots__ = ("exc", "tb")
 
+    #: how the exception will travel (a backend whose transport pickles more, such as
+    #: cloudpickle, checks with that instead)
+    dumps = staticmethod(pickle.dumps)
+    loads = staticmethod(pickle.loads)
+
     def __init__(self, exc: BaseException) -> None:
         self.tb = format_exception(exc)
         self.exc: Optional[BaseException] = exc
@@ -51,8 +56,7 @@ class Failure:
         exc = self.exc
         try:
             # Only the type and args travel: tracebacks and causes do not pickle.
-            data = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-            pickle.loads(data)
+            self.loads(self.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception:
             exc = UnpicklableError(f"{type(exc).__qualname__}: {exc}")
         return (exc, self.tb)

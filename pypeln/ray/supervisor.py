@@ -39,11 +39,14 @@ from .worker import actor_class
 
 #: Batches an actor holds at once: one it works on, the next ones waiting in its queue.
 BATCHES_IN_FLIGHT = 3
-#: How long one batch should take in an actor (a call costs about a millisecond).
-TARGET_SECONDS = 0.02
+#: How long one batch should take in an actor: a call costs about a millisecond of the
+#: actor's time, which the batches in flight cannot hide.
+TARGET_SECONDS = 0.05
 
 #: Seconds between looks at an actor that has not started when the input has ended.
-START_CHECK_SECONDS = 5.0
+START_CHECK_SECONDS = 10.0
+#: Looks after which an actor Ray has not placed yet is given up on.
+START_CHECKS = 3
 
 # What lands in `Supervisor.events`: (kind, handle, generation, ref)
 _STARTED, _RESULT, _FINISHED, _INPUT_ENDED, _STOP, _START_CHECK = range(6)
@@ -77,8 +80,8 @@ class ActorHandle:
         self.resend: List[Held] = []
         #: holds a batch taken with no room left downstream (then takes nothing more)
         self.beyond = False
-        #: a look at whether it can still start is scheduled (`_START_CHECK`)
-        self.start_check = False
+        #: looks taken at whether it can still start (`_START_CHECK`), once the input ended
+        self.start_checks = 0
         #: on_done was sent (or it never started); then finished
         self.finishing = False
         self.finished = False
@@ -327,8 +330,8 @@ class Supervisor(ThreadRunner):
             if not self.input_ended or h.finishing or h.pending or h.resend:
                 return
             if h.actor is not None and not h.ready:
-                if not h.start_check:
-                    h.start_check = True
+                if not h.start_checks:
+                    h.start_checks = 1
                     self._schedule_start_check(h)
                 return
             h.finishing = True
@@ -354,13 +357,15 @@ class Supervisor(ThreadRunner):
             if h.ready or h.finishing or h.actor is None:
                 return
             actor = h.actor
-        if actor_state(actor) in ("ALIVE", "RESTARTING"):
+        if actor_state(actor) in ("ALIVE", "RESTARTING") or h.start_checks < START_CHECKS:
+            h.start_checks += 1
             self._schedule_start_check(h)
             return
+        waited = START_CHECK_SECONDS * START_CHECKS
         warnings.warn(
-            f"{self.stage.where}: worker {h.index} never started (no room in the Ray "
-            f"cluster for its resources {self.actor_options or '(the defaults)'}?); "
-            "the stage ran without it",
+            f"{self.stage.where}: worker {h.index} had not started {waited:g} s after the "
+            "stage's input ended (no room in the Ray cluster for its resources "
+            f"{self.actor_options or '(the defaults)'}?); the stage finished without it",
             RuntimeWarning,
             stacklevel=1,
         )

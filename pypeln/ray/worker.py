@@ -24,6 +24,20 @@ from .._core.wire import REAL, encode_results, local_items, take_counts
 Answer = Tuple[bool, Any]
 
 
+def _cloudpickle_dumps(obj: Any, protocol: Optional[int] = None) -> bytes:
+    from ray import cloudpickle
+
+    return cloudpickle.dumps(obj, protocol=protocol)  # type: ignore[no-any-return]
+
+
+class RayFailure(Failure):
+    """A `Failure` checked as Ray sends it (cloudpickle): an exception class defined in the
+    driver's script keeps its type."""
+
+    __slots__ = ()
+    dumps = staticmethod(_cloudpickle_dumps)
+
+
 class Remaining:
     """How many of the stage's workers had not finished when `finish` was sent (a
     `pypeln._core.inject.Counter` for ``stage_status``)."""
@@ -60,7 +74,7 @@ class Worker:
             self.inline = InlineWorker(stage, self.counters, self.index, limiter)
             return True, self.inline.start()
         except BaseException as e:
-            return False, Failure(e)
+            return False, RayFailure(e)
 
     def run(self, batch: List[Any]) -> Answer:
         """Apply the stage's operator to a batch (values, or items when indexed):
@@ -76,7 +90,7 @@ class Worker:
             seconds = time.perf_counter() - start
             return True, (seconds, *result, take_counts(self.counters))
         except BaseException as e:
-            return False, Failure(e)
+            return False, RayFailure(e)
 
     def finish(self, remaining: int) -> Answer:
         """Run `on_done`; `remaining`: the stage's workers not finished yet."""
@@ -86,7 +100,7 @@ class Worker:
                 inline.done(Remaining(remaining))
             return True, None
         except BaseException as e:
-            return False, Failure(e)
+            return False, RayFailure(e)
         finally:
             if inline is not None:
                 inline.close()
