@@ -8,9 +8,13 @@ more than time returns a third element, a dict of numbers (``pl_map_rss``: memor
 
 This module is imported by ``worker.py`` in a fresh interpreter for every row, possibly the
 interpreter of the pypeln 0.4.9 virtual environment. It must therefore import nothing at
-module level beyond the standard library: peers (mpire, aiostream) and pypeln are imported
-inside the cases that need them. The item functions live at module level so that process
-pools can pickle them by reference.
+module level beyond the standard library: peers (mpire, aiostream, Ray) and pypeln are
+imported inside the cases that need them. The item functions live at module level so that
+process pools and Ray actors can pickle them by reference.
+
+Rows that run on Ray share one local Ray instance per interpreter: the first Ray case
+starts it (`ray_session`, outside the timing) and ``worker.py`` stops it (`teardown`) once
+the row's repetitions are done.
 """
 
 from __future__ import annotations
@@ -109,6 +113,8 @@ def _operator(backend: Any, op: str) -> Callable[..., Any]:
 def pl_map(n: int, backend: str, fn: str, workers: Optional[int] = None) -> Measured:
     """``pl.<backend>.map(fn, range(n), workers=workers) | list``"""
     pl_map_ = _operator(_backend(backend), "map")
+    if backend == "ray":
+        ray_session()  # the driver's session, as a user would start it: not timed
     f = _fn(fn)
     kwargs = {} if workers is None else {"workers": workers}
     t0 = time.perf_counter()
@@ -371,6 +377,109 @@ def mpire_map(n: int, fn: str, workers: int) -> Measured:
     t0 = time.perf_counter()
     with WorkerPool(n_jobs=workers) as pool:
         out = list(pool.map_unordered(f, range(n)))
+    return time.perf_counter() - t0, out
+
+
+# --------------------------------------------------------------------------- Ray
+
+#: How every Ray row starts Ray: a fresh local instance of 2 CPUs, whatever cluster
+#: ``RAY_ADDRESS`` or an earlier ``ray start`` may name.
+RAY_INIT: Dict[str, Any] = {
+    "address": "local",
+    "num_cpus": 2,
+    "include_dashboard": False,
+    "object_store_memory": 200 * 1024 * 1024,
+}
+
+
+def ray_session() -> Any:
+    """The `ray` module, with this interpreter's local Ray started on first use.
+
+    NotAvailable if Ray is not installed. Called before the clock starts: starting Ray
+    takes seconds and is the same for every Ray row.
+    """
+    try:
+        import ray
+    except ImportError as error:
+        raise NotAvailable("ray is not installed") from error
+    if not ray.is_initialized():
+        ray.init(**RAY_INIT)
+    return ray
+
+
+def teardown() -> None:
+    """Stop what the cases started for the whole interpreter: Ray, if a row started it."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+class RayMapper:
+    """The actor of the hand-written Ray rows: applies a function to one item or a chunk."""
+
+    def __init__(self, f: Callable[[Any], Any]) -> None:
+        self.f = f
+
+    def one(self, x: Any) -> Any:
+        return self.f(x)
+
+    def chunk(self, xs: List[Any]) -> List[Any]:
+        f = self.f
+        return [f(x) for x in xs]
+
+
+def ray_pool_map(n: int, fn: str, workers: int, chunksize: int, in_flight: int) -> Measured:
+    """A hand-written actor pool: `workers` actors, chunks of `chunksize` items, at most
+    `in_flight` calls per actor, results taken in completion order with ``ray.wait``.
+
+    The actors are created and killed inside the timing, as ``pl.ray`` does with its own.
+    """
+    import itertools
+
+    ray = ray_session()
+    mapper = ray.remote(RayMapper)
+    f = _fn(fn)
+    t0 = time.perf_counter()
+    actors = [mapper.remote(f) for _ in range(workers)]
+    items = iter(range(n))
+    running: Dict[Any, Any] = {}  # ObjectRef -> the actor computing it
+
+    def submit(actor: Any) -> None:
+        chunk = list(itertools.islice(items, chunksize))
+        if chunk:
+            running[actor.chunk.remote(chunk)] = actor
+
+    for actor in actors:
+        for _ in range(in_flight):
+            submit(actor)
+    out: List[Any] = []
+    while running:
+        (ready,), _ = ray.wait(list(running), num_returns=1)
+        actor = running.pop(ready)
+        submit(actor)  # keep the actor busy while this chunk is copied out
+        out.extend(ray.get(ready))
+    for actor in actors:
+        ray.kill(actor)
+    return time.perf_counter() - t0, out
+
+
+def ray_actorpool_map(n: int, fn: str, workers: int) -> Measured:
+    """``ray.util.ActorPool(actors).map_unordered``, one item per call (its documented use).
+
+    The actors are created and killed inside the timing, as ``pl.ray`` does with its own.
+    """
+    ray = ray_session()
+    from ray.util import ActorPool
+
+    mapper = ray.remote(RayMapper)
+    f = _fn(fn)
+    values = list(range(n))  # it is typed to take a list
+    t0 = time.perf_counter()
+    actors = [mapper.remote(f) for _ in range(workers)]
+    pool = ActorPool(actors)
+    out = list(pool.map_unordered(lambda actor, x: actor.one.remote(x), values))
+    for actor in actors:
+        ray.kill(actor)
     return time.perf_counter() - t0, out
 
 

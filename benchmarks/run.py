@@ -7,10 +7,11 @@ see benchmarks/README.md for the workloads and the fairness rules.
 
 Examples::
 
-    ./dev bench                      # everything, best of 3 (about 5 minutes)
+    ./dev bench                      # everything, best of 3 (about 6 minutes)
     ./dev bench --quick              # smaller sizes, one repetition: a smoke run
     ./dev bench --only thread        # rows whose name has a word starting with "thread"
     ./dev bench --only process,task --check
+    ./dev bench --only ray --no-legacy   # the Ray rows (a local Ray per row)
     ./dev bench --list               # show the rows and exit
 """
 
@@ -62,8 +63,8 @@ EXIT_GRACE = 5.0  # seconds a finished row may take to exit before it is killed
 WORKLOADS: Dict[str, str] = {
     "overhead": "Trivial function (x + 1; `async def` for task rows): the cost of the machinery "
     "per item. Higher items/s is better.",
-    "io-sleep": "Every item sleeps 10 ms (time.sleep for threads, asyncio.sleep for tasks); "
-    "ideal time = items x 10 ms / workers.",
+    "io-sleep": "Every item sleeps 10 ms (time.sleep for threads and Ray actors, asyncio.sleep "
+    "for tasks); ideal time = items x 10 ms / workers.",
     "pipeline": "map(x + 1) -> filter(even) -> map(x * 2), each stage with its own workers.",
     "first-item": "Time from starting to iterate a process stage over range(1,000,000) to its "
     "first item, pool start-up included. Lower is better.",

@@ -7,15 +7,21 @@ from typing import Any, Dict, List, Optional
 
 LEGACY_VERSION = "0.4.9"
 CHUNKSIZE = 256  # for multiprocessing.Pool and ProcessPoolExecutor rows
+RAY_CHUNKSIZE = 256  # items per call of the hand-written Ray actor pool
+RAY_IN_FLIGHT = 2  # calls at once per actor of the hand-written Ray actor pool
 
-# Item counts. Rows of pypeln 0.4.9 may use fewer items where it is slow: rows are compared
-# by items/s, never by total seconds, so the counts need not match there.
+# Item counts. Rows of pypeln 0.4.9, and Ray's ActorPool (one call per item), may use fewer
+# items where they are slow: rows are compared by items/s, never by total seconds, so the
+# counts need not match there.
 FULL_SIZES: Dict[str, int] = {
     "overhead": 200_000,
     "overhead_legacy": 20_000,
     "overhead_legacy_process": 20_000,
     "io_thread": 2_000,
     "io_task": 10_000,
+    "io_ray": 2_000,
+    "overhead_ray": 100_000,
+    "overhead_ray_actorpool": 5_000,
     "pipeline": 200_000,
     "pipeline_legacy": 20_000,
     "pipeline_legacy_process": 20_000,
@@ -33,6 +39,9 @@ QUICK_SIZES: Dict[str, int] = {
     "overhead_legacy_process": 1_000,
     "io_thread": 400,
     "io_task": 2_000,
+    "io_ray": 200,
+    "overhead_ray": 10_000,
+    "overhead_ray_actorpool": 1_000,
     "pipeline": 20_000,
     "pipeline_legacy": 2_000,
     "pipeline_legacy_process": 1_000,
@@ -54,7 +63,7 @@ class Row:
     """One measured line of the table: a workload run by one implementation."""
 
     workload: str  # overhead | io-sleep | pipeline | first-item | ordered | ordered-...
-    group: str  # the backend the row is compared within: sync | thread | process | task
+    group: str  # the backend the row is compared within: sync | thread | process | task | ray
     slug: str  # short, stable name of the implementation inside the group
     label: str  # what the table shows
     kind: str  # OURS | PEER | LEGACY
@@ -265,6 +274,21 @@ def build_rows(sizes: Dict[str, int]) -> List[Row]:
         note=fewer if n_old != n else "",
     )
 
+    # Ray: actors are started inside every row's timing (see cases.ray_pool_map). One item
+    # per call is so slow with ActorPool that its row runs fewer items: compared by items/s.
+    n, n_pool = sizes["overhead_ray"], sizes["overhead_ray_actorpool"]
+    add(w, "ray", "ours", "pl.ray.map workers=2", OURS, "pl_map", n, "inc",
+        params={"backend": "ray", "fn": "inc", "workers": 2})  # fmt: skip
+    add(w, "ray", "actors",
+        f"hand-written pool: 2 actors, chunks of {RAY_CHUNKSIZE}, "
+        f"{RAY_IN_FLIGHT} calls in flight each, ray.wait",
+        PEER, "ray_pool_map", n, "inc",
+        params={"fn": "inc", "workers": 2, "chunksize": RAY_CHUNKSIZE,
+                "in_flight": RAY_IN_FLIGHT})  # fmt: skip
+    add(w, "ray", "actorpool", "ray.util.ActorPool(2 actors).map_unordered, 1 item per call",
+        PEER, "ray_actorpool_map", n_pool, "inc", params={"fn": "inc", "workers": 2},
+        note=fewer if n_pool != n else "")  # fmt: skip
+
     # 2. io-sleep: every item waits 10 ms; the ideal is items * 10 ms / workers.
     w = "io-sleep"
     n = sizes["io_thread"]
@@ -350,6 +374,13 @@ def build_rows(sizes: Dict[str, int]) -> List[Row]:
             ideal=ideal,
             note="await asyncio.sleep(0.01) per item",
         )
+
+    # Ray: two actors sleeping 10 ms per item; over 10 s at full size, so the --budget rule
+    # runs it once.
+    n = sizes["io_ray"]
+    add(w, "ray", "ours", "pl.ray.map workers=2", OURS, "pl_map", n, "identity",
+        params={"backend": "ray", "fn": "sleep_10ms", "workers": 2}, ideal=n * 0.01 / 2,
+        note="time.sleep(0.01) per item")  # fmt: skip
 
     # 3. pipeline: map(x + 1) -> filter(even) -> map(x * 2), every stage with its own workers.
     w = "pipeline"
@@ -775,6 +806,27 @@ TARGETS: List[Target] = [
         TIME_VS_IDEAL,
         "io-sleep/task/ours",
         1.5,
+    ),
+    Target(
+        f"ray.map trivial workers=2 >= 1x a hand-written pool of 2 actors "
+        f"(chunks of {RAY_CHUNKSIZE}, {RAY_IN_FLIGHT} in flight each)",
+        RATIO,
+        "overhead/ray/ours",
+        1,
+        "overhead/ray/actors",
+    ),
+    Target(
+        "ray.map trivial workers=2 >= 3x ray.util.ActorPool(2 actors).map_unordered",
+        RATIO,
+        "overhead/ray/ours",
+        3,
+        "overhead/ray/actorpool",
+    ),
+    Target(
+        "ray 10 ms sleeps, workers=2: time <= 1.3 x ideal",
+        TIME_VS_IDEAL,
+        "io-sleep/ray/ours",
+        1.3,
     ),
     Target(
         "thread.map trivial workers=4 | ordered >= 0.85x thread.map alone",

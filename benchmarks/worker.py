@@ -10,7 +10,8 @@ interpreter starts shutting down, so a row whose threads or processes keep the i
 alive still reports its timings). ``status`` is one of ``ok`` (``times``: seconds of each
 repetition; ``measures``: for cases that measure more than time, the numbers of each
 repetition), ``n/a`` (``reason``: the measured thing does not exist in this interpreter) or
-``error`` (``reason``: what went wrong, ``traceback``).
+``error`` (``reason``: what went wrong, ``traceback``). After reporting, it stops what the
+row's cases started for the whole interpreter (a local Ray: see ``cases.teardown``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ def _run(spec: Dict[str, Any]) -> Dict[str, Any]:
     return result
 
 
+def _teardown() -> None:
+    """Stop what the cases started for the whole interpreter; a failure here is not the row's."""
+    teardown = getattr(sys.modules.get("cases"), "teardown", None)
+    if teardown is None:
+        return
+    try:
+        teardown()
+    except Exception:  # noqa: BLE001 - the harness kills whatever is left over
+        traceback.print_exc()
+
+
 def main() -> int:
     spec = json.loads(sys.argv[1])
     try:
@@ -73,6 +85,7 @@ def main() -> int:
     with open(partial, "w", encoding="utf-8") as file:
         json.dump(result, file)
     os.replace(partial, spec["result_file"])  # the harness never sees half a file
+    _teardown()
     return 0
 
 
