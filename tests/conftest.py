@@ -275,10 +275,14 @@ def _uses_ray(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
-    """Mark every test that runs `pl.ray` (a parameter named "ray") with ``ray``."""
+    """Mark every test that runs `pl.ray` (a parameter named "ray") with ``ray``; skip them
+    where Ray is not installed or PYPELN_TEST_RAY=0."""
+    skip = None if _ray_installed() else pytest.mark.skip(reason="Ray is off (PYPELN_TEST_RAY=0)")
     for item in items:
         if _uses_ray(item):
             item.add_marker(pytest.mark.ray)
+            if skip is not None:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -396,13 +396,6 @@ class SlowToLoad:
         return (load_slowly_unless_first, (self.path,))
 
 
-@pytest.mark.xfail(
-    reason="pl.ray: a worker whose actor is still being created (state PENDING_CREATION) 5 s "
-    "after the input ended is taken for one the cluster has no room for: it is dropped with "
-    "a RuntimeWarning 'never started (no room in the Ray cluster ...)' though the cluster "
-    "has room, and its on_start and on_done never run",
-    strict=False,
-)
 @pytest.mark.timeout(60)
 def test_every_worker_runs_its_callbacks_even_if_slow_to_start(tmp_path: Path) -> None:
     token = SlowToLoad(str(tmp_path / "first"))
@@ -505,12 +498,6 @@ def test_namespace_missing_attribute_raises_attribute_error() -> None:
         within(30, list, pl.ray.map(read_missing, [1]))
 
 
-@pytest.mark.xfail(
-    reason="pl.ray.Namespace: the lock of `with ns:` stays held by an actor that died holding "
-    "it (killed, out of memory, os._exit): every later `with ns:` (driver, other actors, a "
-    "replacement under retries) then blocks forever",
-    strict=False,
-)
 @pytest.mark.timeout(60)
 def test_namespace_lock_is_released_when_its_holder_dies() -> None:
     ns = pl.ray.Namespace(n=0)
@@ -617,12 +604,6 @@ def test_unsatisfiable_request_raises_when_the_run_starts(
     assert not watch.wait_gone(10), watch.leftovers()
 
 
-@pytest.mark.xfail(
-    reason="pl.ray: a stage with resource requests made without its source (the piped form, "
-    "`source | pl.ray.map(f, num_cpus=1)`) raises TypeError 'unexpected keyword argument(s): "
-    "actor' when it is applied: the Partial re-checks the already checked options",
-    strict=False,
-)
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     "options",
@@ -687,13 +668,6 @@ def test_error_in_f_keeps_its_type_args_and_traceback() -> None:
     assert "ValueError" in cause.tb
 
 
-@pytest.mark.xfail(
-    reason="pl.ray: an exception whose class is defined in the driver's script (it travels "
-    "by value, as everything in __main__ does) arrives as UnpicklableError: the worker's "
-    "Failure checks it with the standard pickle, which cannot pickle such a class, though "
-    "Ray's own serializer could",
-    strict=False,
-)
 @pytest.mark.timeout(60)
 def test_error_of_a_class_defined_in_the_driver_keeps_its_type() -> None:
     class Rejected(Exception):

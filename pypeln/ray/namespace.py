@@ -11,7 +11,10 @@ import os
 import threading
 from typing import Any, Dict, Optional, Tuple
 
-from .session import ensure_session
+from .session import actor_state_by_id, ensure_session
+
+#: How often a waiter for the lock checks that its holder is still alive.
+HOLDER_CHECK_SECONDS = 1.0
 
 
 class Store:
@@ -42,7 +45,11 @@ class Store:
             self.released = asyncio.Condition()
         async with self.released:
             while self.owner is not None and self.owner != owner:
-                await self.released.wait()
+                try:
+                    await asyncio.wait_for(self.released.wait(), HOLDER_CHECK_SECONDS)
+                except asyncio.TimeoutError:
+                    if _holder_died(self.owner):  # it will never release the lock
+                        self.owner, self.depth = None, 0
             self.owner = owner
             self.depth += 1
 
@@ -68,8 +75,17 @@ def _store(ray: Any) -> Any:
 
 
 def _caller() -> str:
-    """Who holds the lock: this thread of this process, on this machine."""
-    return f"{os.uname().nodename}:{os.getpid()}:{threading.get_ident()}"
+    """Who holds the lock: this thread of this process (and its actor, in an actor)."""
+    import ray
+
+    actor = ray.get_runtime_context().get_actor_id() or ""
+    return f"{actor}:{os.uname().nodename}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _holder_died(owner: str) -> bool:
+    """Whether the actor that holds the lock is dead (the driver never is, for its actors)."""
+    actor = owner.split(":", 1)[0]
+    return bool(actor) and actor_state_by_id(actor) == "DEAD"
 
 
 def _rebuild(handle: Any) -> Namespace:

@@ -106,10 +106,15 @@ def check_feasible(where: str, ray: ModuleType, actor_options: Mapping[str, Any]
 
 def actor_state(actor: Any) -> str:
     """Ray's state of `actor` (``"PENDING_CREATION"``, ``"ALIVE"``, ...; ``""`` if unknown)."""
+    return actor_state_by_id(actor._actor_id.hex())
+
+
+def actor_state_by_id(actor_id: str) -> str:
+    """Ray's state of the actor with this hex id (``""`` if unknown)."""
     try:
         from ray._private import state
 
-        info = state.actors(actor_id=actor._actor_id.hex())
+        info = state.actors(actor_id=actor_id)
         return str(info.get("State", ""))
-    except Exception:  # a private API: without it, an actor is taken as not starting
+    except Exception:  # a private API: without it, an actor's state is unknown
         return ""
