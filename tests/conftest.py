@@ -76,11 +76,15 @@ settings.register_profile(
 settings.register_profile(
     "dev", max_examples=200, deadline=None, suppress_health_check=_SUPPRESSED, print_blob=True
 )
+# "quick": CI's runs on the other Pythons, which check the same properties more briefly
+settings.register_profile(
+    "quick", max_examples=8, deadline=None, suppress_health_check=_SUPPRESSED, print_blob=True
+)
 _PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(_PROFILE)
 # On `pl.ray` every example starts actors (about a second): fewer examples there.
 settings.register_profile(
-    "ray", settings.get_profile(_PROFILE), max_examples=max(3, settings.default.max_examples // 5)
+    "ray", settings.get_profile(_PROFILE), max_examples=max(3, settings.default.max_examples // 8)
 )
 
 

@@ -8,10 +8,11 @@ run started is gone.
 from __future__ import annotations
 
 import gc
+import threading
 import time
 
 import pytest
-from conftest import CountingSource, CpuMeter, Leftovers, slow_source
+from conftest import CountingSource, CpuMeter, Leftovers, name_of, slow_source
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -181,17 +182,27 @@ IDLE_CPU_SHARE = 0.10
 
 
 def test_waiting_on_a_slow_source_uses_no_cpu(backend):
-    source = slow_source([0, 1], first_delay=0, delay=1.2)
+    go = threading.Event()
+
+    def source():
+        yield 0
+        assert go.wait(30), "the test never let the source go on"
+        time.sleep(1.0)
+        yield 1
+
+    # (Ray actors take about a second each to start.)
+    starting = 3.0 if name_of(backend) == "ray" else 0.2
     stage = (
-        source
+        source()
         | backend.map(lambda x: x, workers=2, maxsize=2)
         | backend.filter(lambda x: True, workers=2)
         | backend.map(lambda x: x)
     )
     it = iter(stage)
     assert next(it) == 0
-    time.sleep(0.2)  # let every worker finish starting
+    time.sleep(starting)  # let every worker finish starting
     with CpuMeter() as meter:
+        go.set()
         assert next(it) == 1
     assert meter.wall > 0.5
     assert meter.cpu < IDLE_CPU_SHARE * meter.wall, (

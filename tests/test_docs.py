@@ -14,8 +14,9 @@ import pypeln as pl
 
 pytestmark = pytest.mark.timeout(120)
 
-#: examples whose output is printed by `f`, which in `process` runs in a child process
-PRINTS_IN_WORKER = {("process", "each"), ("process", "run")}
+#: examples whose output is printed by `f`, which in `process` runs in a child process (in
+#: `ray`, in an actor, whose output Ray shows with a prefix of its own)
+PRINTS_IN_WORKER = {("process", "each"), ("process", "run"), ("ray", "each"), ("ray", "run")}
 
 
 def _examples(name: str) -> List[doctest.DocTest]:

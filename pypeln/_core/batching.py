@@ -13,17 +13,22 @@ TARGET_SECONDS = 0.002
 
 
 class BatchSizer:
-    """Starts at one item and doubles while batches stay under `TARGET_SECONDS`."""
+    """Starts at one item and grows (doubles, by default) while batches stay under their
+    target time (`TARGET_SECONDS`, by default)."""
 
-    __slots__ = ("limit", "cap", "target")
+    __slots__ = ("limit", "cap", "target", "growth")
 
-    def __init__(self, cap: int = MAX_BATCH, target: float = TARGET_SECONDS) -> None:
+    def __init__(
+        self, cap: int = MAX_BATCH, target: float = TARGET_SECONDS, growth: int = 2
+    ) -> None:
         self.cap = max(1, cap)
         self.limit = 1
         #: how long one batch should take (longer where each batch costs a round trip)
         self.target = target
+        #: how much faster the next batch may grow (faster where each costs a round trip)
+        self.growth = growth
 
     def update(self, items: int, seconds: float) -> None:
         """Record that `items` items took `seconds` to process."""
         ideal = self.cap if seconds <= 0 else int(items * self.target / seconds)
-        self.limit = max(1, min(self.cap, ideal, self.limit * 2))
+        self.limit = max(1, min(self.cap, ideal, self.limit * self.growth))

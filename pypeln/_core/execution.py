@@ -28,7 +28,6 @@ runners and stops whatever did not end within a second.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
@@ -343,6 +342,8 @@ class FeederRunner(ThreadRunner):
         out = self.out
         try:
             if not hasattr(self.iterable, "__iter__") and hasattr(self.iterable, "__aiter__"):
+                import asyncio  # here: most runs never read an async iterable
+
                 asyncio.run(self._drain_async())
             elif self.slot >= 0 or self.windows:
                 for i, x in enumerate(self.iterable):

@@ -3,7 +3,6 @@ in a thread (`guard`) or on an event loop (`guard_async`); see `pypeln._core.pol
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any, Callable, Optional, Tuple, Type
 
@@ -149,6 +148,8 @@ def guard_async(
 ) -> Callable[..., Any]:
     """`guard` for an event loop: `f` may be sync or async, backoffs and rate waits
     suspend only this item, and each attempt gets its own `timeout` (0: none)."""
+    import asyncio  # here: a worker that never runs coroutines does not pay for it
+
     on_error = policy.on_error
     slots = Slots(limiter) if limiter is not None else None
     clock = time.monotonic

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from typing import Any
@@ -58,6 +57,8 @@ class RateLimiter:
 
     async def reserve_async(self) -> float:
         """`reserve` for one event loop's coroutines: they wait in turn, never blocking it."""
+        import asyncio  # here: a worker that never runs coroutines does not pay for it
+
         lock = self.__dict__.get("_async_lock")
         if lock is None:
             lock = self.__dict__["_async_lock"] = asyncio.Lock()

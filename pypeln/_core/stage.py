@@ -82,7 +82,19 @@ def set_async_consumer(
     _async_consumer = AsyncConsumer(to_async_iterable, collect)
 
 
+#: Imports the backend that registers the async consumers, when none has yet (set by the
+#: package, which imports its backends on first use).
+_async_consumer_loader: Optional[Callable[[], Any]] = None
+
+
+def set_async_consumer_loader(load: Callable[[], Any]) -> None:
+    global _async_consumer_loader
+    _async_consumer_loader = load
+
+
 def _get_async_consumer(what: str) -> AsyncConsumer:
+    if _async_consumer is None and _async_consumer_loader is not None:
+        _async_consumer_loader()
     if _async_consumer is None:
         raise RuntimeError(
             f"{what} needs a backend that runs stages on an event loop, and none is "

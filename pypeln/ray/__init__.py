@@ -25,9 +25,10 @@ from .._core.api import StageFunctions
 from .._core.element import Element, Item
 from .._core.execution import Execution, ExecutionBackend
 from .._core.inject import StageStatus, WorkerInfo
-from .._core.queue import IterableQueue
+from .._core.queue import IterableQueue as ThreadQueue
 from .._core.stage import Partial, Stage
 from .namespace import Namespace
+from .queue import IterableQueue
 from .session import check_options, ray_module
 from .supervisor import Supervisor
 from .worker import Worker
@@ -39,8 +40,8 @@ class RayBackend(ExecutionBackend):
     def runner(
         self,
         stage: Stage[Any],
-        inq: IterableQueue[Item],
-        out: IterableQueue[Item],
+        inq: ThreadQueue[Item],
+        out: ThreadQueue[Item],
         execution: Execution,
     ) -> Supervisor:
         return Supervisor(stage, inq, out, execution)

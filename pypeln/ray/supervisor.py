@@ -49,7 +49,7 @@ START_CHECK_SECONDS = 10.0
 START_CHECKS = 3
 
 # What lands in `Supervisor.events`: (kind, handle, generation, ref)
-_STARTED, _RESULT, _FINISHED, _INPUT_ENDED, _STOP, _START_CHECK = range(6)
+_STARTED, _RESULT, _FINISHED, _INPUT_ENDED, _STOP = range(5)
 
 
 class Held(NamedTuple):
@@ -80,8 +80,10 @@ class ActorHandle:
         self.resend: List[Held] = []
         #: holds a batch taken with no room left downstream (then takes nothing more)
         self.beyond = False
-        #: looks taken at whether it can still start (`_START_CHECK`), once the input ended
+        #: looks taken at whether it can still start, once the input ended, and when the
+        #: next is due (`time.monotonic`)
         self.start_checks = 0
+        self.next_start_check = 0.0
         #: on_done was sent (or it never started); then finished
         self.finishing = False
         self.finished = False
@@ -105,7 +107,7 @@ class Supervisor(ThreadRunner):
         self.actor_options = check_options(stage.where, stage.options)
         check_feasible(stage.where, self.ray, self.actor_options)
         #: what the actors run: the stage without its upstream
-        self.job = Stage(
+        self.job: Stage[Any] = Stage(
             stage.backend, stage.op, (), f=stage.f, workers=stage.workers,
             maxsize=stage.maxsize, timeout=stage.timeout, on_start=stage.on_start,
             on_done=stage.on_done, where=stage.where, policy=stage.policy,
@@ -115,7 +117,7 @@ class Supervisor(ThreadRunner):
         self.events: queue.SimpleQueue[Tuple[int, Any, int, Any]] = queue.SimpleQueue()
         #: items sent to actors and not yet delivered count against the output's room
         self.budget = Budget(output)
-        self.sizer = BatchSizer(min(MAX_BATCH, stage.maxsize or MAX_BATCH), TARGET_SECONDS)
+        self.sizer = BatchSizer(min(MAX_BATCH, stage.maxsize or MAX_BATCH), TARGET_SECONDS, 8)
         self.indexed = False
         self.cancelled = False
         self.input_ended = False
@@ -245,15 +247,19 @@ class Supervisor(ThreadRunner):
     def _collect(self) -> None:
         try:
             while not self.cancelled:
-                kind, h, generation, ref = self.events.get()
+                due = [h.next_start_check for h in self.handles if h.next_start_check]
+                try:
+                    wait = max(0.0, min(due) - time.monotonic()) if due else None
+                    kind, h, generation, ref = self.events.get(timeout=wait)
+                except queue.Empty:
+                    self._check_starts()
+                    continue
                 if kind == _STOP or self.cancelled:
                     return
                 if kind == _INPUT_ENDED:
                     self.input_ended = True
                     for other in self.handles:
                         self._maybe_finish(other)
-                elif kind == _START_CHECK:
-                    self._check_start(h)
                 elif generation == h.generation and not h.finishing:
                     self._completed(kind, h, ref)
                 elif generation == h.generation and kind == _FINISHED:
@@ -344,11 +350,14 @@ class Supervisor(ThreadRunner):
         self._watch(_FINISHED, h, generation, actor.finish.remote(remaining))
 
     def _schedule_start_check(self, h: ActorHandle) -> None:
-        timer = threading.Timer(
-            START_CHECK_SECONDS, self.events.put, ((_START_CHECK, h, h.generation, None),)
-        )
-        timer.daemon = True
-        timer.start()
+        h.next_start_check = time.monotonic() + START_CHECK_SECONDS
+
+    def _check_starts(self) -> None:
+        now = time.monotonic()
+        for h in self.handles:
+            if h.next_start_check and h.next_start_check <= now:
+                h.next_start_check = 0.0
+                self._check_start(h)
 
     def _check_start(self, h: ActorHandle) -> None:
         """The input has ended and `h`'s actor has still not started: wait on while it runs

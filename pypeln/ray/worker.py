@@ -24,10 +24,11 @@ from .._core.wire import REAL, encode_results, local_items, take_counts
 Answer = Tuple[bool, Any]
 
 
-def _cloudpickle_dumps(obj: Any, protocol: Optional[int] = None) -> bytes:
+def _cloudpickle_dumps(obj: Any, protocol: Optional[int] = None, **_: Any) -> bytes:
     from ray import cloudpickle
 
-    return cloudpickle.dumps(obj, protocol=protocol)  # type: ignore[no-any-return]
+    dumps: Any = cloudpickle.dumps
+    return dumps(obj, protocol=protocol)  # type: ignore[no-any-return]
 
 
 class RayFailure(Failure):
