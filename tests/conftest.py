@@ -271,6 +271,15 @@ def _process_start_method(request: pytest.FixtureRequest):
 RAY_INIT = dict(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2)
 
 
+if _ray_installed():
+    # Ray's workers import what the tests define (functions pickled by reference) the way
+    # this process does: from the tests folder and the project. Set before any Ray starts
+    # (a test that draws its backend inside hypothesis may start one through pypeln).
+    _here = os.path.dirname(os.path.abspath(__file__))
+    _paths = [_here, os.path.dirname(_here), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in _paths if p)
+
+
 def _uses_ray(item: pytest.Item) -> bool:
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "ray" in callspec.id.replace("[", "-").split("-"):
@@ -280,13 +289,20 @@ def _uses_ray(item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
     """Mark every test that runs `pl.ray` (a parameter named "ray") with ``ray``; skip them
-    where Ray is not installed or PYPELN_TEST_RAY=0."""
+    where Ray is not installed or PYPELN_TEST_RAY=0; run them last, so that every other
+    test runs before the session's Ray starts (once Ray runs, `pl.process` starts its
+    workers with forkserver rather than fork)."""
     skip = None if _ray_installed() else pytest.mark.skip(reason="Ray is off (PYPELN_TEST_RAY=0)")
+    ray_items = []
     for item in items:
         if _uses_ray(item):
             item.add_marker(pytest.mark.ray)
             if skip is not None:
                 item.add_marker(skip)
+            ray_items.append(item)
+    if ray_items:
+        others = [item for item in items if item.get_closest_marker("ray") is None]
+        items[:] = others + ray_items
 
 
 @pytest.fixture(scope="session")
@@ -295,11 +311,6 @@ def ray_session() -> Iterator[Any]:
     import ray
 
     if not ray.is_initialized():
-        # Ray's workers import what the tests define (functions pickled by reference) the
-        # way this process does: from the tests folder and the project.
-        here = os.path.dirname(os.path.abspath(__file__))
-        paths = [here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")]
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         ray.init(**RAY_INIT)
     yield ray
     ray.shutdown()

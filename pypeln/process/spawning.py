@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import sys
 from multiprocessing.context import BaseContext
 from typing import Any, Callable, Optional, Tuple
 
@@ -36,13 +37,28 @@ def set_start_method(method: Optional[str]) -> None:
 
 
 def get_start_method(stage_method: Optional[str] = None) -> str:
-    """The start method a stage uses: its own, else `set_start_method`'s, else Python's."""
-    return (
-        stage_method
-        or _global_method
-        or multiprocessing.get_start_method(allow_none=True)
+    """The start method a stage uses: its own, else `set_start_method`'s, else Python's
+    (``forkserver`` instead of Python's ``fork`` once Ray runs in this process: a forked
+    child would break the connections of Ray's client, which it shares)."""
+    chosen = stage_method or _global_method
+    if chosen:
+        return chosen
+    default = (
+        multiprocessing.get_start_method(allow_none=True)
         or multiprocessing.get_all_start_methods()[0]
     )
+    methods = multiprocessing.get_all_start_methods()
+    if default == "fork" and "forkserver" in methods and _ray_running():
+        return "forkserver"
+    return default
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")
+    try:
+        return ray is not None and bool(ray.is_initialized())
+    except Exception:  # a module named ray that is not Ray
+        return False
 
 
 def check_start_method(where: str, method: Any) -> None:

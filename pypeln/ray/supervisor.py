@@ -112,6 +112,7 @@ class Supervisor(ThreadRunner):
             maxsize=stage.maxsize, timeout=stage.timeout, on_start=stage.on_start,
             on_done=stage.on_done, where=stage.where, policy=stage.policy,
         )  # fmt: skip
+        self.job_ref: Any = None
         self.handles = [ActorHandle(i) for i in range(stage.workers)]
         self.cond = threading.Condition(threading.Lock())
         self.events: queue.SimpleQueue[Tuple[int, Any, int, Any]] = queue.SimpleQueue()
@@ -133,6 +134,8 @@ class Supervisor(ThreadRunner):
     # -- runner --------------------------------------------------------------------------
 
     def start(self) -> None:
+        # Serialized once for all the stage's actors (and their replacements).
+        self.job_ref = self.ray.put(self.job)
         for h in self.handles:
             self._launch(h)
         self.spawn(self._feed)
@@ -151,8 +154,9 @@ class Supervisor(ThreadRunner):
         return done
 
     def kill(self) -> None:
+        """Kill the actors; the threads end once their calls into Ray return (an exception
+        raised into a thread inside Ray's client would corrupt its connections)."""
         self._kill_all()
-        super().kill()
 
     def _kill_all(self) -> None:
         for h in self.handles:
@@ -176,7 +180,7 @@ class Supervisor(ThreadRunner):
         cls = actor_class(self.ray)
         if self.actor_options:
             cls = cls.options(**self.actor_options)
-        actor = cls.remote(self.job, h.index)
+        actor = cls.remote(self.job_ref, h.index)
         with self.cond:
             h.actor = actor
             h.generation += 1
