@@ -113,6 +113,8 @@ class Supervisor(ThreadRunner):
             on_done=stage.on_done, where=stage.where, policy=stage.policy,
         )  # fmt: skip
         self.job_ref: Any = None
+        #: calls that were running when the run was cancelled
+        self.dying: List[Any] = []
         self.handles = [ActorHandle(i) for i in range(stage.workers)]
         self.cond = threading.Condition(threading.Lock())
         self.events: queue.SimpleQueue[Tuple[int, Any, int, Any]] = queue.SimpleQueue()
@@ -145,12 +147,19 @@ class Supervisor(ThreadRunner):
         with self.cond:
             self.cancelled = True
             self.cond.notify_all()
+            # the calls still running: they fail once their actor is really gone
+            self.dying = [ref for h in self.handles for ref in h.pending]
         self.events.put((_STOP, None, 0, None))
         self._kill_all()
 
     def join(self, deadline: float) -> bool:
         done = super().join(deadline)
         self._kill_all()
+        if self.dying:  # `ray.kill` returns at once: wait until the actors have stopped
+            left = max(0.0, deadline - time.monotonic())
+            ready, _ = self.ray.wait(self.dying, num_returns=len(self.dying), timeout=left)
+            done = done and len(ready) == len(self.dying)
+            self.dying = [] if done else self.dying
         return done
 
     def kill(self) -> None:
