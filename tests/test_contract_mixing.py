@@ -47,7 +47,15 @@ def test_ordered_after_mixed_stages(first, second):
     assert list(stage) == [y for x in range(N) for y in (x, -x)]
 
 
-@pytest.mark.parametrize("consumer", BACKEND_NAMES)
+#: Tests whose pipeline holds every backend: with Ray, they are ray tests whatever their
+#: parameter (run last, on the session's Ray).
+EVERY_BACKEND = [
+    pytest.param(name, marks=[pytest.mark.ray] if "ray" in BACKEND_NAMES else [])
+    for name in BACKEND_NAMES
+]
+
+
+@pytest.mark.parametrize("consumer", EVERY_BACKEND)
 def test_every_backend_in_one_pipeline(consumer):
     stage = range(N)
     for i, name in enumerate(BACKEND_NAMES):
@@ -68,7 +76,7 @@ def test_to_iterable_of_another_backends_stage(first, second):
     ]
 
 
-@pytest.mark.parametrize("combiner", BACKEND_NAMES)
+@pytest.mark.parametrize("combiner", EVERY_BACKEND)
 def test_concat_of_every_backend(combiner):
     stages = [getattr(pl, name).map(lambda x: (x, 1), range(4)) for name in BACKEND_NAMES]
     out = getattr(pl, combiner).concat(stages)
