@@ -28,7 +28,7 @@ from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.budget import Budget, take_within
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
-from .._core.execution import Execution, ThreadRunner
+from .._core.execution import Execution, StageRunner
 from .._core.ops import fallback_outputs
 from .._core.policy import SKIPPED, fallback
 from .._core.queue import IterableQueue
@@ -89,7 +89,7 @@ class ActorHandle:
         self.finished = False
 
 
-class Supervisor(ThreadRunner):
+class Supervisor(StageRunner):
     """Starts, feeds and stops the actors of one `pl.ray` stage."""
 
     def __init__(
@@ -99,11 +99,8 @@ class Supervisor(ThreadRunner):
         output: IterableQueue[Item],
         execution: Execution,
     ) -> None:
-        super().__init__(execution, f"pypeln-{stage.where}")
+        super().__init__(stage, input, output, execution)
         self.ray = ensure_session()
-        self.stage = stage
-        self.input = input
-        self.output = output
         self.actor_options = check_options(stage.where, stage.options)
         check_feasible(stage.where, self.ray, self.actor_options)
         #: what the actors run: the stage without its upstream
@@ -126,8 +123,6 @@ class Supervisor(ThreadRunner):
         self.input_ended = False
         #: handles not finished yet (``stage_status.active_workers`` for on_done)
         self.unfinished = stage.workers
-        self.stats = execution.stats.stage(stage)
-        self.stats.queue = input
         self.stats.alive = self._alive
         self.counters = self.stats.counters()  # the collector's
         self.feeder_counters = self.stats.counters()
