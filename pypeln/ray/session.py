@@ -8,6 +8,7 @@ set, or else starts a local Ray on this machine (a few seconds, once per process
 
 from __future__ import annotations
 
+import importlib
 import math
 import threading
 from types import ModuleType
@@ -22,12 +23,11 @@ RESOURCE_OPTIONS = ("num_cpus", "num_gpus", "memory", "resources")
 def ray_module() -> ModuleType:
     """The `ray` package; an ImportError naming the extra if it is not installed."""
     try:
-        import ray
+        return importlib.import_module("ray")
     except ImportError as e:
         raise ImportError(
             "pl.ray needs Ray, which is not installed: pip install 'pypeln[ray]'"
         ) from e
-    return ray
 
 
 def ensure_session() -> ModuleType:

@@ -10,6 +10,7 @@ and traceback), not as Ray's wrapper.
 
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Any, List, Optional, Tuple
 
@@ -25,10 +26,9 @@ Answer = Tuple[bool, Any]
 
 
 def _cloudpickle_dumps(obj: Any, protocol: Optional[int] = None, **_: Any) -> bytes:
-    from ray import cloudpickle
-
-    dumps: Any = cloudpickle.dumps
-    return dumps(obj, protocol=protocol)  # type: ignore[no-any-return]
+    dumps: Any = importlib.import_module("ray.cloudpickle").dumps
+    result: bytes = dumps(obj, protocol=protocol)
+    return result
 
 
 class RayFailure(Failure):
