@@ -23,11 +23,19 @@ RESOURCE_OPTIONS = ("num_cpus", "num_gpus", "memory", "resources")
 def ray_module() -> ModuleType:
     """The `ray` package; an ImportError naming the extra if it is not installed."""
     try:
-        return importlib.import_module("ray")
+        ray = importlib.import_module("ray")
     except ImportError as e:
         raise ImportError(
             "pl.ray needs Ray, which is not installed: pip install 'pypeln[ray]'"
         ) from e
+    if not callable(getattr(ray, "init", None)):
+        # e.g. a folder named `ray` in the working directory (Ray leaves one in /tmp)
+        where = getattr(ray, "__file__", None) or list(getattr(ray, "__path__", []))
+        raise ImportError(
+            f"pl.ray needs Ray, but `import ray` found something else ({where}): "
+            "pip install 'pypeln[ray]', and run from a folder with no `ray` of its own"
+        )
+    return ray
 
 
 def ensure_session() -> ModuleType:
