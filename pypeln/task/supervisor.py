@@ -36,7 +36,7 @@ from .queue import IterableQueue, Sink
 from .worker import Worker
 
 if TYPE_CHECKING:
-    from .run import TaskRun
+    from .loop import TaskRun
 
 
 @example(SUPERVISOR_ASYNC, "pl.task")
