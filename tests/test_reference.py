@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import pytest
+from conftest import STAGE_FUNCTIONS
+
+import pypeln as pl
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -95,13 +98,15 @@ def test_public_methods_of_public_classes_are_documented() -> None:
 
 
 def _class_examples() -> List[doctest.DocTest]:
-    """The doctests of the public classes, functions that are not stage functions (those
-    run in tests/test_docs.py), and the classes' methods."""
+    """The doctests of the `pypeln` module, the public classes, the functions that are not
+    stage functions (those run in tests/test_docs.py), and the classes' methods."""
     finder = doctest.DocTestFinder()
-    tests: Dict[str, doctest.DocTest] = {}
+    tests = {t.name: t for t in doctest.DocTestFinder(recurse=False).find(pl, "pypeln")}
     seen: Set[int] = set()
     for module_name, name, obj in _public():
-        if id(obj) in seen or not (inspect.isclass(obj) or inspect.isfunction(obj)):
+        if id(obj) in seen or not (inspect.isclass(obj) or inspect.isroutine(obj)):
+            continue
+        if inspect.ismethod(obj) and name in STAGE_FUNCTIONS:
             continue
         seen.add(id(obj))
         for test in finder.find(obj, f"{module_name}.{name}", globs={}):
