@@ -3,10 +3,11 @@
 One API, five backends: `pypeln.process` (processes, for CPU work), `pypeln.thread`
 (threads, for blocking I/O), `pypeln.task` (asyncio, for async I/O), `pypeln.sync`
 (plain generators) and `pypeln.ray` (Ray actors, on a cluster; an optional extra).
-Stages compose with ``|`` and mix across backends::
+Stages compose with ``|`` and mix across backends:
 
-    import pypeln as pl
-    results = range(10) | pl.thread.map(lambda x: x * 2, workers=4) | pl.sync.ordered | list
+>>> import pypeln as pl
+>>> range(10) | pl.thread.map(lambda x: x * 2, workers=4) | pl.sync.ordered | list
+[0, 2, 4, 6, 8, 10, 12, 14, 16, 18]
 """
 
 from __future__ import annotations

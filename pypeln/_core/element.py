@@ -23,5 +23,10 @@ class Element(NamedTuple):
     value: Any
 
     def set(self, value: Any) -> Element:
-        """A copy of this element with another value."""
+        """A copy of this element with another value.
+
+        >>> import pypeln as pl
+        >>> pl.Element((3,), "a").set("b")
+        Element(index=(3,), value='b')
+        """
         return Element(self.index, value)

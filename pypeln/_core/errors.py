@@ -12,7 +12,25 @@ class Cancelled(BaseException):
 
 
 class RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker process, chained as its ``__cause__``."""
+    """The traceback of an exception raised in a worker process, chained as its ``__cause__``.
+
+    The exception itself is raised where the output is consumed, with its type and
+    ``args``; ``str()`` of its cause shows where it happened in the worker:
+
+    ```python
+    import pypeln as pl
+
+    def fails(x):
+        raise ValueError(x)
+
+    if __name__ == "__main__":
+        try:
+            pl.process.map(fails, [1]) | list
+        except ValueError as e:
+            assert isinstance(e.__cause__, pl.RemoteTraceback)
+            print(e.__cause__)  # the traceback, as the worker process saw it
+    ```
+    """
 
     def __init__(self, tb: str) -> None:
         super().__init__(tb)
@@ -23,7 +41,24 @@ class RemoteTraceback(Exception):
 
 
 class WorkerDiedError(RuntimeError):
-    """A worker process ended without reporting (killed from outside, out of memory, crashed)."""
+    """A worker process ended without reporting (killed from outside, out of memory, crashed).
+
+    The run stops with this error, raised where the output is consumed:
+
+    ```python
+    import os, signal
+    import pypeln as pl
+
+    def crash(x):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if __name__ == "__main__":
+        try:
+            pl.process.map(crash, [1]) | list
+        except pl.WorkerDiedError as e:
+            print("a worker died:", e)
+    ```
+    """
 
 
 class UnpicklableError(Exception):

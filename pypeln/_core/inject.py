@@ -18,7 +18,17 @@ from .stats import Counters
 
 
 class WorkerInfo(NamedTuple):
-    """Who a worker is: ``index`` runs from 0 to ``workers - 1``."""
+    """Who a worker is: ``index`` runs from 0 to ``workers - 1``.
+
+    `f`, `on_start` and `on_done` receive it when they have a parameter named
+    ``worker_info``.
+
+    >>> import pypeln as pl
+    >>> def tag(x, worker_info):
+    ...     return worker_info.index
+    >>> set(pl.thread.map(tag, range(20), workers=2)) <= {0, 1}
+    True
+    """
 
     index: int  # type: ignore[assignment]
 
@@ -51,19 +61,38 @@ class WorkerCount:
 
 
 class StageStatus:
-    """Passed to `on_done` as ``stage_status``: how far the stage has come."""
+    """Passed to `on_done` as ``stage_status``: how far the stage has come.
+
+    >>> import pypeln as pl
+    >>> seen = []
+    >>> def on_done(stage_status):
+    ...     seen.append(stage_status.active_workers)
+    >>> pl.thread.each(print, [], workers=3, on_done=on_done, run=True)
+    >>> sorted(seen)  # each worker, as it finishes, sees how many are left
+    [0, 1, 2]
+    """
 
     def __init__(self, counter: Counter) -> None:
         self._counter = counter
 
     @property
     def active_workers(self) -> int:
-        """Workers of the stage that have not finished yet."""
+        """Workers of the stage that have not finished yet (see the class's example)."""
         return self._counter.value()
 
     @property
     def done(self) -> bool:
-        """True once every worker of the stage has finished its items."""
+        """True once every worker of the stage has finished its items: in `on_done`, the
+        last worker to finish sees True (e.g. to close what the workers shared).
+
+        >>> import pypeln as pl
+        >>> last = []
+        >>> def on_done(stage_status):
+        ...     last.append(stage_status.done)
+        >>> pl.thread.each(print, [], workers=2, on_done=on_done, run=True)
+        >>> sorted(last)
+        [False, True]
+        """
         return self.active_workers == 0
 
     def __repr__(self) -> str:

@@ -174,4 +174,14 @@ def timed_out(
 
 
 class ItemTimeoutError(TimeoutError):
-    """What `retry_on` and an `on_error` handler see for an item that overran `timeout`."""
+    """What `retry_on` and an `on_error` handler see for an item that overran `timeout`.
+
+    >>> import time, pypeln as pl
+    >>> def slow(x):
+    ...     time.sleep(x)
+    ...     return x
+    >>> def handler(error, x):
+    ...     return type(error).__name__
+    >>> sorted(pl.thread.map(slow, [0, 1], timeout=0.2, on_error=handler), key=str)
+    [0, 'ItemTimeoutError']
+    """

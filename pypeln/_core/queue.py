@@ -32,6 +32,7 @@ from typing import (
 )
 
 from .errors import Cancelled
+from .examples import QUEUE, example
 from .progress import ALL_DONE, Progress, Window, limit_of
 from .sources import SEQUENCE_CHUNK, sequence_items
 
@@ -41,6 +42,7 @@ T = TypeVar("T")
 Taken = Union[None, List[Any], Tuple[Sequence[Any], int, int]]
 
 
+@example(QUEUE, "pl.thread")
 class IterableQueue(Generic[T]):
     """A multi-producer, multi-consumer queue holding at most `maxsize` items (0: no bound).
 

@@ -20,7 +20,20 @@ def _share(seconds: float, row: StageStats, elapsed: float) -> float:
 
 
 class Report:
-    """A rendering of `RunStats`: ``str()`` gives a text table, Jupyter shows HTML."""
+    """A rendering of `RunStats`: ``str()`` gives a text table, Jupyter shows HTML.
+
+    The stage marked ``*`` is the bottleneck, named again in the last line with why.
+
+    >>> import pypeln as pl
+    >>> stats = pl.thread.run(pl.thread.map(abs, range(3)), stats=True)
+    >>> report = stats.report()
+    >>> isinstance(report, pl.Report), report.rows[0]["items_out"]
+    (True, 3)
+    >>> print(report)  # doctest: +ELLIPSIS
+    stage ... workers ...
+    ...pl.thread.map(abs) ...
+    1 stage(s), finished, ...
+    """
 
     HEADERS = (
         "stage",
@@ -62,6 +75,14 @@ class Report:
         return cells
 
     def summary(self) -> str:
+        """The table's last line: how many stages, running or finished, the elapsed time,
+        and the bottleneck with the reason.
+
+        >>> import pypeln as pl
+        >>> stats = pl.sync.run(pl.sync.map(abs, [1]), stats=True)
+        >>> stats.report().summary()  # doctest: +ELLIPSIS
+        '1 stage(s), finished, ...'
+        """
         state = "running" if self.stats.running else "finished"
         return f"{len(self.rows)} stage(s), {state}, {self.elapsed:.2f}s. {self.why}"
 

@@ -106,8 +106,21 @@ def _get_async_consumer(what: str) -> AsyncConsumer:
 class Stage(Generic[T]):
     """An immutable description of a pipeline stage, runnable any number of times.
 
-    Iterate it (``for``, ``list``, `to_iterable`, `run`) to run it and every stage it depends on.
-    ``stage | f`` is ``f(stage)``.
+    The stage functions of every backend (``pl.thread.map``, ...) return one; a Stage only
+    describes work. Iterate it (``for``, ``list``, `to_iterable`, `run`) to run it and every
+    stage it depends on; iterating it again runs it again. ``stage | f`` is ``f(stage)``, so
+    stages chain with ``|`` and ``stage | list`` collects the output. A task stage (or any
+    stage, from asyncio code) also supports ``await stage`` (a list) and ``async for``.
+    ``pl.BaseStage`` is another name for this class (as in pypeln 0.4.9).
+
+    >>> import pypeln as pl
+    >>> stage = [1, 2, 3] | pl.thread.map(lambda x: x + 1, workers=2)
+    >>> isinstance(stage, pl.Stage)
+    True
+    >>> sorted(stage), sorted(stage)  # each iteration is a new run
+    ([2, 3, 4], [2, 3, 4])
+    >>> stage | pl.sync.ordered | list
+    [2, 3, 4]
     """
 
     __slots__ = (
@@ -165,7 +178,14 @@ class Stage(Generic[T]):
         return f(self)
 
     def to_iterable(self, maxsize: int = 0, return_index: bool = False) -> Iterable[Any]:
-        """Iterate the stage's values (or `Element`s with ``return_index=True``)."""
+        """Run the stage, iterating its values (or `Element`s with ``return_index=True``).
+
+        ``maxsize`` bounds the items waiting for the consumer (0: the stage's own bound).
+
+        >>> import pypeln as pl
+        >>> list(pl.sync.map(str, [1, 2]).to_iterable(return_index=True))
+        [Element(index=(0,), value='1'), Element(index=(1,), value='2')]
+        """
         if return_index:
             return iter_elements(self, maxsize)
         return iter_values(self, maxsize)
@@ -247,6 +267,13 @@ class PipelineIterator(Generic[T]):
     The run starts on the first `next` (or ``iter``); `stats` (a `RunStats`) can be read
     from any thread from the start, live while the run goes on, complete once it ended.
     ``for x in it`` iterates the run's generator itself, at no cost per item.
+
+    >>> import pypeln as pl
+    >>> it = pl.thread.to_iterable(pl.thread.map(abs, [-1, -2, 3], workers=2))
+    >>> sorted(it)
+    [1, 2, 3]
+    >>> it.stats[0].items_out
+    3
     """
 
     __slots__ = ("stats", "_generator")
@@ -271,12 +298,33 @@ class PipelineIterator(Generic[T]):
         return next(self._generator)
 
     def close(self) -> None:
-        """Stop the run now (as breaking out of the loop does)."""
+        """Stop the run now (as breaking out of the loop does): its workers stop, and the
+        iterator yields nothing more.
+
+        >>> import itertools, pypeln as pl
+        >>> it = pl.thread.to_iterable(pl.thread.map(abs, itertools.count()))
+        >>> next(it)
+        0
+        >>> it.close()
+        >>> list(it)
+        []
+        """
         self._generator.close()  # type: ignore[attr-defined]
 
 
 class Partial(Generic[R]):
-    """A stage function waiting for its input: ``iterable | partial`` is ``partial(iterable)``."""
+    """A stage function waiting for its input: ``iterable | partial`` is ``partial(iterable)``.
+
+    Every stage function called without its ``stage`` (or ``iterable``) argument returns one,
+    which is how pipelines are written with ``|``.
+
+    >>> import pypeln as pl
+    >>> double = pl.sync.map(lambda x: 2 * x)
+    >>> isinstance(double, pl.Partial)
+    True
+    >>> list(double([1, 2])), list([1, 2] | double)
+    ([2, 4], [2, 4])
+    """
 
     __slots__ = ("f",)
 

@@ -107,6 +107,12 @@ class StageStats:
         queue_depth, queue_peak: items waiting in its input queue (the one its
             ``maxsize`` bounds), now and at most.
         workers_alive: its workers running now.
+
+    >>> import pypeln as pl
+    >>> stats = pl.sync.run(pl.sync.filter(bool, [0, 1, 2]), stats=True)
+    >>> row = stats[0]
+    >>> row.name, row.items_in, row.items_out
+    ('pl.sync.filter(bool)', 3, 2)
     """
 
     def __init__(self, name: str, workers: int, op: str = "") -> None:
@@ -123,7 +129,15 @@ class StageStats:
         self.total: Optional[int] = None
 
     def counters(self) -> Counters:
-        """A new worker's own counters."""
+        """A new worker's own counters (a run calls it once per worker it starts).
+
+        >>> import pypeln as pl
+        >>> row = pl.StageStats("pl.thread.map(f)", workers=1)
+        >>> c = row.counters()
+        >>> c.items_in += 2
+        >>> row.items_in
+        2
+        """
         c = Counters()
         with self._lock:
             self._counters.append(c)
@@ -145,27 +159,38 @@ class StageStats:
 
     @property
     def busy(self) -> float:
+        """Seconds its workers spent on items, summed over them."""
         with self._lock:
             counters = list(self._counters)
         return float(sum(c.busy() for c in counters))
 
     @property
     def queue_depth(self) -> int:
+        """Items waiting in its input queue now."""
         return len(self.queue) if self.queue is not None else 0
 
     @property
     def queue_peak(self) -> int:
+        """The most items that waited in its input queue at once."""
         return int(getattr(self.queue, "peak", 0)) if self.queue is not None else 0
 
     @property
     def workers_alive(self) -> int:
+        """Its workers running now."""
         if self.alive is not None:
             return max(0, int(self.alive()))
         with self._lock:
             return sum(1 for c in self._counters if c.started is not None and c.ended is None)
 
     def as_dict(self) -> Dict[str, Any]:
-        """Every figure, by name (a snapshot)."""
+        """Every figure, by name (a snapshot).
+
+        >>> import pypeln as pl
+        >>> stats = pl.sync.run(pl.sync.map(abs, [-1]), stats=True)
+        >>> d = stats[0].as_dict()
+        >>> d["name"], d["items_out"]
+        ('pl.sync.map(abs)', 1)
+        """
         return {"name": self.name, "workers": self.workers, **{k: getattr(self, k) for k in FIELDS}}
 
     def __repr__(self) -> str:
@@ -180,6 +205,14 @@ class RunStats:
 
     ``stats["pl.thread.map(f)"]`` or ``stats[0]`` picks one; ``stats.report()`` renders
     them with the bottleneck named; ``stats.elapsed`` is the run's wall time so far.
+
+    >>> import pypeln as pl
+    >>> stage = [1, 2, 3] | pl.thread.map(abs) | pl.thread.filter(bool)
+    >>> stats = pl.thread.run(stage, stats=True)
+    >>> [row.name for row in stats]
+    ['pl.thread.map(abs)', 'pl.thread.filter(bool)']
+    >>> stats["pl.thread.filter(bool)"].items_out, stats.running
+    (3, False)
     """
 
     def __init__(self) -> None:
@@ -189,7 +222,14 @@ class RunStats:
         self._by_id: Dict[int, StageStats] = {}
 
     def stage(self, stage: Any) -> StageStats:
-        """The row of `stage` (a Stage), made on first use."""
+        """The row of `stage` (a Stage), made on first use.
+
+        >>> import pypeln as pl
+        >>> stage = pl.sync.map(abs, [1])
+        >>> stats = pl.RunStats()
+        >>> stats.stage(stage) is stats.stage(stage), len(stats)
+        (True, 1)
+        """
         row = self._by_id.get(id(stage))
         if row is None:
             row = StageStats(stage_name(stage), stage.workers, stage.op.name)
@@ -199,7 +239,14 @@ class RunStats:
 
     def plan(self, stage: Any) -> None:
         """Make a row for every stage `stage` runs, upstream first, each with the number
-        of items it will take when the sources' lengths tell (`StageStats.total`)."""
+        of items it will take when the sources' lengths tell (`StageStats.total`).
+
+        >>> import pypeln as pl
+        >>> stats = pl.RunStats()
+        >>> stats.plan(pl.sync.map(abs, [1, 2]) | pl.sync.batch(2))
+        >>> [(row.name, row.total) for row in stats]
+        [('pl.sync.map(abs)', 2), ('pl.sync.batch(2)', 2)]
+        """
         self._plan(stage, {})
 
     def _plan(self, node: Any, seen: Dict[int, Optional[int]]) -> Optional[int]:
@@ -229,19 +276,38 @@ class RunStats:
         return emits
 
     def start(self) -> None:
+        """Mark the run as started (a run calls it; again has no effect).
+
+        >>> import pypeln as pl
+        >>> stats = pl.RunStats()
+        >>> stats.start()
+        >>> stats.running
+        True
+        """
         if self.started is None:
             self.started = _clock()
 
     def end(self) -> None:
+        """Mark the run as ended: `elapsed` stops growing.
+
+        >>> import pypeln as pl
+        >>> stats = pl.RunStats()
+        >>> stats.start()
+        >>> stats.end()
+        >>> stats.running, stats.elapsed >= 0
+        (False, True)
+        """
         if self.started is not None and self.ended is None:
             self.ended = _clock()
 
     @property
     def running(self) -> bool:
+        """True while the run goes on (started and not ended)."""
         return self.started is not None and self.ended is None
 
     @property
     def elapsed(self) -> float:
+        """The run's wall time in seconds: so far while it runs, its total once it ended."""
         if self.started is None:
             return 0.0
         return (self.ended if self.ended is not None else _clock()) - self.started
@@ -261,7 +327,15 @@ class RunStats:
         return len(self.stages)
 
     def report(self) -> Report:
-        """A table of every stage, naming the bottleneck (HTML in Jupyter)."""
+        """A table of every stage, naming the bottleneck (HTML in Jupyter).
+
+        >>> import pypeln as pl
+        >>> stats = pl.sync.run(pl.sync.map(abs, [-1, 2]), stats=True)
+        >>> print(stats.report())  # doctest: +ELLIPSIS
+        stage ...
+        * pl.sync.map(abs) ...
+        1 stage(s), finished, ...
+        """
         from .report import Report
 
         return Report(self)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from .._core.examples import QUEUE, example
 from .._core.queue import IterableQueue as ThreadQueue
 
 T = TypeVar("T")
 
 
+@example(QUEUE, "pl.process")
 class IterableQueue(ThreadQueue[T]):
     """The bounded queue between process stages; it lives in the parent process.
 
@@ -17,11 +19,4 @@ class IterableQueue(ThreadQueue[T]):
     worker's own pipe, and puts the results into its output queue. So it is the core's
     thread-safe queue (`pypeln._core.queue.IterableQueue`), unchanged, and interchangeable
     with it: a run builds its queues as the core's.
-
-    >>> q = IterableQueue(maxsize=2)
-    >>> q.add_producers(1)
-    >>> q.put_batch([((0,), "a"), ((1,), "b")])
-    >>> q.done()
-    >>> list(q)
-    [((0,), 'a'), ((1,), 'b')]
     """

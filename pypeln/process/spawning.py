@@ -39,7 +39,14 @@ def set_start_method(method: Optional[str]) -> None:
 def get_start_method(stage_method: Optional[str] = None) -> str:
     """The start method a stage uses: its own, else `set_start_method`'s, else Python's
     (``forkserver`` instead of Python's ``fork`` once Ray runs in this process: a forked
-    child would break the connections of Ray's client, which it shares)."""
+    child would break the connections of Ray's client, which it shares).
+
+    >>> import pypeln as pl
+    >>> pl.process.get_start_method("spawn")  # a stage's own ``start_method=`` comes first
+    'spawn'
+    >>> pl.process.get_start_method() in ("fork", "spawn", "forkserver")
+    True
+    """
     chosen = stage_method or _global_method
     if chosen:
         return chosen

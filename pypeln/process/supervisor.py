@@ -25,6 +25,7 @@ from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.budget import Budget, take_within
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
+from .._core.examples import SUPERVISOR, example
 from .._core.execution import Execution, ThreadRunner
 from .._core.ops import fallback_outputs
 from .._core.policy import retry_timed_out, timed_out
@@ -116,6 +117,7 @@ class WorkerHandle:
         self.counters: Optional[Counters] = None
 
 
+@example(SUPERVISOR, "pl.process")
 class Supervisor(ThreadRunner):
     """Starts, feeds, watches and stops the worker processes of one stage.
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, List, NamedTuple, Optional, Sequence
 from .._core.batching import MAX_BATCH
 from .._core.element import Item
 from .._core.errors import Cancelled, Failure
+from .._core.examples import WORKER, example
 from .._core.inject import Lifecycle
 from .._core.ops import Operator
 from .._core.policy import Policy
@@ -90,6 +91,7 @@ class ActiveWorkers:
         return sum(self.flags) if self.flags is not None else 0
 
 
+@example(WORKER, "pl.process")
 class Worker:
     """One worker process: built in the parent, `run` in the child.
 

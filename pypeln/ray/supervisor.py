@@ -28,6 +28,7 @@ from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.budget import Budget, take_within
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
+from .._core.examples import SUPERVISOR, example
 from .._core.execution import Execution, StageRunner
 from .._core.ops import fallback_outputs
 from .._core.policy import SKIPPED, fallback
@@ -89,6 +90,7 @@ class ActorHandle:
         self.finished = False
 
 
+@example(SUPERVISOR, "pl.ray", run=False)
 class Supervisor(StageRunner):
     """Starts, feeds and stops the actors of one `pl.ray` stage."""
 

@@ -15,6 +15,7 @@ import time
 from typing import Any, List, Optional, Tuple
 
 from .._core.errors import Failure
+from .._core.examples import WORKER, example
 from .._core.inline import InlineWorker
 from .._core.rate import RateLimiter
 from .._core.stage import Stage
@@ -50,6 +51,7 @@ class Remaining:
         return self.n
 
 
+@example(WORKER, "pl.ray", run=False)
 class Worker:
     """The actor class of a `pl.ray` stage's workers (made a Ray actor on first use)."""
 

@@ -28,8 +28,8 @@ from .._core.queue import IterableQueue as ThreadQueue
 from .._core.stage import Partial, Stage, set_async_consumer
 from .api import TaskStageFunctions
 from .consume import collect
+from .loop import LoopBackend, QueueSource, SegmentRunner
 from .queue import IterableQueue
-from .run import LoopBackend, QueueSource, SegmentRunner
 from .supervisor import Supervisor
 from .worker import Worker
 

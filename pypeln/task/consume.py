@@ -31,8 +31,8 @@ from .._core.element import Element, Item
 from .._core.errors import Cancelled
 from .._core.stage import Stage
 from .._core.stats import RunStats
+from .loop import TaskRun
 from .queue import IterableQueue
-from .run import TaskRun
 
 T = TypeVar("T")
 

@@ -56,9 +56,9 @@ class Sink(Protocol):
 class IterableQueue(Generic[T]):
     """A bounded multi-producer queue on one event loop; ends once every producer is done.
 
-    >>> import asyncio
+    >>> import asyncio, pypeln as pl
     >>> async def demo():
-    ...     q = IterableQueue(maxsize=2)
+    ...     q = pl.task.IterableQueue(maxsize=2)
     ...     q.add_producers(1)
     ...     await q.put_many([1, 2])
     ...     q.done()

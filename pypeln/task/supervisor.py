@@ -26,6 +26,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from .._core.element import Item
+from .._core.examples import SUPERVISOR_ASYNC, example
 from .._core.inject import Lifecycle, WorkerCount
 from .._core.ops import FLAT_MAP
 from .._core.rate import RateLimiter
@@ -35,9 +36,10 @@ from .queue import IterableQueue, Sink
 from .worker import Worker
 
 if TYPE_CHECKING:
-    from .run import TaskRun
+    from .loop import TaskRun
 
 
+@example(SUPERVISOR_ASYNC, "pl.task")
 class Supervisor:
     """Starts a task stage's workers, reads its callbacks' resources, ends its output."""
 

@@ -14,7 +14,7 @@ import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 from .._core.namespace import Namespace
-from .run import LoopThread
+from .loop import LoopThread
 
 R = TypeVar("R")
 

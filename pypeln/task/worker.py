@@ -15,12 +15,14 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, List
 
 from .._core.element import Item
+from .._core.examples import WORKER, example
 from .._core.stats import Counters
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
 
 
+@example(WORKER, "pl.task")
 class Worker:
     """One of a stage's worker tasks; the stage may run up to ``workers`` of them."""
 

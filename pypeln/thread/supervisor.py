@@ -10,6 +10,7 @@ from typing import Any, List
 from .._core.batching import MAX_BATCH
 from .._core.element import Item
 from .._core.errors import Cancelled
+from .._core.examples import SUPERVISOR, example
 from .._core.execution import Execution, StageRunner
 from .._core.inject import WorkerCount
 from .._core.ops import fallback_outputs
@@ -21,6 +22,7 @@ from .._core.threadstop import raise_in_thread
 from .worker import Abandoned, Worker
 
 
+@example(SUPERVISOR, "pl.thread")
 class Supervisor(StageRunner):
     """Runs one thread stage of an `Execution`."""
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from .._core.batching import BatchSizer
 from .._core.errors import Cancelled
+from .._core.examples import WORKER, example
 from .._core.inject import Lifecycle
 from .._core.queue import Taken3, deliver, take
 
@@ -19,6 +20,7 @@ class Abandoned(BaseException):
     """Raised in a worker whose item overran the stage's timeout; it has been replaced."""
 
 
+@example(WORKER, "pl.thread")
 class Worker:
     """Runs `on_start`, then `f` over batches of its stage's input, then `on_done`."""
 
