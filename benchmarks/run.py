@@ -13,6 +13,8 @@ Examples::
     ./dev bench --only process,task --check
     ./dev bench --only ray --no-legacy   # the Ray rows (a local Ray per row)
     ./dev bench --list               # show the rows and exit
+    ./dev bench --plot               # also draw the charts (PNG) of the run
+    ./dev bench --plot-only          # redraw the charts of the last run, run nothing
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ REPO_DIR = BENCH_DIR.parent
 WORKER = BENCH_DIR / "worker.py"
 DEFAULT_RESULTS = BENCH_DIR / "results"
 DEFAULT_LEGACY_VENV = BENCH_DIR / ".venv-pypeln049"
+DOCS_IMG = REPO_DIR / "docs" / "img"
 
 sys.path.insert(0, str(BENCH_DIR))
 
@@ -580,6 +583,18 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         help="where latest.md and latest.json are written",
     )
     parser.add_argument("--list", action="store_true", help="list the selected rows and exit")
+    parser.add_argument(
+        "--plot",
+        action="store_true",
+        help="after the run, draw its charts (bench-*.png) into the --out folder, and into "
+        "docs/img when the run is a full one (needs matplotlib: the bench extra)",
+    )
+    parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="run nothing: draw the charts of the results already in the --out folder "
+        "(latest.json)",
+    )
     args = parser.parse_args(argv)
     args.only = [p.strip() for arg in args.only for p in arg.split(",") if p.strip()]
     if args.repeat is None:
@@ -594,8 +609,61 @@ def _write(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+def plot_folders(data: Dict[str, object], out: Path) -> List[Path]:
+    """Where the charts of `data` go: the results folder, and the docs' images when the
+    results are a full measurement written to the default folder (a ``--quick`` or
+    ``--only`` run would replace the published charts with partial ones)."""
+    full = not data.get("quick") and not data.get("only")
+    default_out = out.resolve() == DEFAULT_RESULTS.resolve()
+    return [out, DOCS_IMG] if full and default_out else [out]
+
+
+def draw_charts(data: Dict[str, object], out: Path) -> int:
+    """Draw the charts of `data`; prints where they went. The exit code: 0, or 2 if they
+    could not be drawn."""
+    import plot
+
+    folders = plot_folders(data, out)
+    try:
+        written = plot.draw(data, folders)
+    except plot.PlotError as error:
+        print(f"cannot draw the charts: {error}", file=sys.stderr)
+        return 2
+    for folder in folders:
+        names = sorted(p.name for p in written if p.parent == folder)
+        print(f"charts in {_display(folder)}: {', '.join(names)}")
+    if DOCS_IMG not in folders:
+        print(f"({_display(DOCS_IMG)} left as it is: only a full run's charts go there)")
+    return 0
+
+
+def plot_only(out: Path) -> int:
+    import plot
+
+    try:
+        plot.require_matplotlib()
+    except plot.PlotError as error:
+        print(f"cannot draw the charts: {error}", file=sys.stderr)
+        return 2
+    source = out / "latest.json"
+    if not source.exists():
+        print(f"no results to draw: {_display(source)} does not exist", file=sys.stderr)
+        return 2
+    return draw_charts(json.loads(source.read_text(encoding="utf-8")), out)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    if args.plot_only:
+        return plot_only(args.out)
+    if args.plot and not args.list:  # fail now, not after minutes of measuring
+        import plot
+
+        try:
+            plot.require_matplotlib()
+        except plot.PlotError as error:
+            print(f"--plot: {error}", file=sys.stderr)
+            return 2
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     rows = selected(build_rows(sizes), args.only)
     if args.no_legacy:
@@ -754,15 +822,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for r in results
         ],
         "targets": [
-            {"target": v.target.text, "status": v.status, "measured": v.measured} for v in verdicts
+            {
+                "target": v.target.text,
+                "status": v.status,
+                "measured": v.measured,
+                "kind": v.target.kind,
+                "threshold": v.target.threshold,
+                "ours": v.target.ours,
+                "peer": v.target.peer,
+            }
+            for v in verdicts
         ],
     }
     _write(args.out / "latest.json", json.dumps(data, indent=2) + "\n")
     print(f"\nwrote {_display(args.out / 'latest.md')} and {_display(args.out / 'latest.json')}")
+    plotted = draw_charts(data, args.out) if args.plot else 0
 
     if args.check and any(v.status == "FAIL" for v in verdicts):
         return 1
-    return 0
+    return plotted
 
 
 if __name__ == "__main__":
