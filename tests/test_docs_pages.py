@@ -4,6 +4,9 @@ A page's blocks run in order, as one script, in a fresh Python whose working dir
 a temporary directory, so a block sees what the blocks before it defined and may write
 files. A block that cannot run is preceded, on the line just before its fence, by
 ``<!-- norun: reason -->``; the reason is required.
+
+Under ``--start-method spawn`` (or ``forkserver``) the pages' process stages use that start
+method, as they would by default on macOS, Windows or Python 3.14.
 """
 
 from __future__ import annotations
@@ -132,12 +135,15 @@ def test_norun_needs_a_reason_and_a_python_fence() -> None:
 
 @pytest.mark.timeout(PAGE_TIMEOUT + 30)
 @pytest.mark.parametrize("page", [_param(p) for p in _pages()])
-def test_page_code_runs(page: str, tmp_path: Path) -> None:
+def test_page_code_runs(page: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if _is_ray_page(page) and importlib.util.find_spec("ray") is None:
         pytest.skip("Ray is not installed")
     script = script_of(page)
     if not script.strip():
         return
+    method = request.config.getoption("--start-method")
+    if method is not None:
+        script = f"import pypeln\npypeln.process.set_start_method({method!r})\n{script}"
     path = tmp_path / "page.py"
     path.write_text(script, encoding="utf-8")
     env = dict(os.environ)
