@@ -17,18 +17,22 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
-#: seconds one page's script may take (the test's own timeout is a little longer)
+#: seconds one page's script may take (the test's own timeout is a little longer); the Ray
+#: page's actors take long to start on a small machine
 PAGE_TIMEOUT = 60
+RAY_PAGE_TIMEOUT = 150
 
 FENCE = re.compile(r"^```(\S*)\s*$")
 NORUN = re.compile(r"^<!--\s*norun(?::\s*(?P<reason>.*?))?\s*-->\s*$")
+#: comments that look meant as a norun marker but are spelled otherwise
+LOOKALIKE = re.compile(r"^<!--\s*(no|not|skip|dont|do-not)[-_ ]?(run|test)", re.I)
 
 
 def _pages() -> List[str]:
@@ -59,6 +63,8 @@ def python_blocks(text: str, where: str) -> Tuple[List[Tuple[int, str]], List[st
     while i < len(lines):
         stripped = lines[i].strip()
         norun = NORUN.match(stripped)
+        if norun is None and LOOKALIKE.match(stripped):
+            problems.append(f"{where}:{i + 1}: write the marker as <!-- norun: reason -->")
         if norun:
             fence = FENCE.match(lines[i + 1].strip()) if i + 1 < len(lines) else None
             if not norun.group("reason"):
@@ -93,8 +99,23 @@ def script_of(page: str) -> str:
     return "\n".join(parts)
 
 
+def _join_the_sessions_ray() -> Dict[str, str]:
+    """The environment in which the page's first run joins the test session's Ray (started
+    for every ray test) instead of starting one more."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return {}
+    return {"RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+
+
+def _timeout(page: str) -> int:
+    return RAY_PAGE_TIMEOUT if _is_ray_page(page) else PAGE_TIMEOUT
+
+
 def _param(page: str) -> object:
-    marks = [pytest.mark.ray] if _is_ray_page(page) else []
+    marks = [pytest.mark.timeout(_timeout(page) + 30)]
+    if _is_ray_page(page):
+        marks.append(pytest.mark.ray)
     return pytest.param(page, id=page, marks=marks)
 
 
@@ -123,17 +144,20 @@ def test_norun_needs_a_reason_and_a_python_fence() -> None:
             "```python",
             "    y = 2",
             "```",
+            "<!-- not-run: a typo -->",
+            "```python",
+            "```",
         ]
     )
     blocks, problems = python_blocks(text, "page.md")
-    assert blocks == [(13, "    y = 2\n")]
+    assert blocks == [(13, "    y = 2\n"), (17, "\n")]
     assert problems == [
         "page.md:1: a norun comment needs a reason",
         "page.md:5: a norun comment must precede a python fence",
+        "page.md:15: write the marker as <!-- norun: reason -->",
     ]
 
 
-@pytest.mark.timeout(PAGE_TIMEOUT + 30)
 @pytest.mark.parametrize("page", [_param(p) for p in _pages()])
 def test_page_code_runs(page: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if _is_ray_page(page) and importlib.util.find_spec("ray") is None:
@@ -148,6 +172,8 @@ def test_page_code_runs(page: str, tmp_path: Path, request: pytest.FixtureReques
     path.write_text(script, encoding="utf-8")
     env = dict(os.environ)
     env.pop("PYPELN_PROGRESS", None)
+    if _is_ray_page(page):
+        env.update(_join_the_sessions_ray())
     try:
         done = subprocess.run(
             [sys.executable, str(path)],
@@ -155,8 +181,8 @@ def test_page_code_runs(page: str, tmp_path: Path, request: pytest.FixtureReques
             env=env,
             capture_output=True,
             text=True,
-            timeout=PAGE_TIMEOUT,
+            timeout=_timeout(page),
         )
     except subprocess.TimeoutExpired as e:
-        pytest.fail(f"{page}: its code did not finish within {PAGE_TIMEOUT} s\n{e.stderr}")
+        pytest.fail(f"{page}: its code did not finish within {_timeout(page)} s\n{e.stderr}")
     assert done.returncode == 0, f"{page}: its code failed:\n{done.stderr}"
