@@ -5,7 +5,7 @@ new code should use the top-level names (`pypeln.Partial`, `pypeln.Element`,
 `pypeln.Stage`). The 0.4.9 names that named internals of its polling implementation
 (``TIMEOUT``, ``MAXSIZE``, ``Done``/``DONE``, ``Continue``/``CONTINUE``,
 ``StopThreadException``, ``function_args``, ``get_callable``) have no counterpart here
-and are left out; docs/guide.md ("Coming from pypeln 0.4.9") lists every 0.4.9 name.
+and are left out; docs/migration.md lists every 0.4.9 name.
 
 >>> from pypeln.utils import Partial
 >>> import pypeln as pl
@@ -45,7 +45,7 @@ class PipelineException(Exception):
     """0.4.9 carried a worker's error to the consumer in this type; never raised here.
 
     An error in a worker reaches the consumer as its own type, with its own args and the
-    worker's traceback attached (see the guide), so catch that type instead.
+    worker's traceback attached (docs/concepts/errors.md), so catch that type instead.
     """
 
 

@@ -1,11 +1,11 @@
-"""The examples in the public docstrings run and give what they show, for every backend."""
+"""The examples in the public docstrings run and give what they show, for every backend.
+
+The docs pages' code runs in test_docs_pages.py."""
 
 from __future__ import annotations
 
 import doctest
-import re
-from pathlib import Path
-from typing import Any, Dict, List
+from typing import List
 
 import pytest
 from conftest import BACKEND_NAMES, STAGE_FUNCTIONS
@@ -47,28 +47,3 @@ def test_top_level_docstrings() -> None:
         for test in finder.find(obj, name, globs={}):
             runner.run(test)
     assert runner.failures == 0
-
-
-GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide.md"
-
-
-def _guide_section(title: str) -> str:
-    text = GUIDE.read_text(encoding="utf-8")
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end >= 0 else len(text)]
-
-
-def test_guide_progress_section_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    """The guide's progress and statistics examples run as shown, in order."""
-    pytest.importorskip("tqdm")
-    section = _guide_section("Progress bars and statistics")
-    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert len(blocks) >= 3
-    namespace: Dict[str, Any] = {"__name__": "guide"}
-    for block in blocks:
-        exec(compile(block, str(GUIDE), "exec"), namespace)
-    assert sorted(namespace["results"]) == [2 * x for x in range(200)]
-    out = capsys.readouterr().out
-    assert "Bottleneck: pl.thread.map(fetch)" in out
-    assert "pl.thread.map(fetch): " in out and " of 100 taken" in out
