@@ -34,11 +34,6 @@ MODULES = ("pypeln", *(f"pypeln.{b}" for b in BACKENDS))
 #: only (``members: false``), as their methods are internal, so only the class needs one.
 MACHINERY = {"Worker", "Supervisor", "IterableQueue"}
 
-#: Pages on their way out: docs/guide.md is being split into the docs/concepts/ pages, and
-#: is left out of the nav until it is removed.
-LEAVING = {"guide.md"}
-
-
 def _public() -> Iterator[Tuple[str, str, Any]]:
     """(module, name, object) for every name of every public module's ``__all__``."""
     for module_name in MODULES:
@@ -217,16 +212,14 @@ def test_the_nav_lists_every_page() -> None:
     listed = _nav()
     assert len(listed) == len(set(listed)), "a page is listed twice"
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
-    orphans = pages - set(listed) - LEAVING
+    orphans = pages - set(listed)
     assert not orphans, f"pages missing from mkdocs.yml's nav: {sorted(orphans)}"
 
 
 def test_every_nav_entry_is_a_page() -> None:
-    """A nav entry without its page fails the strict build too; here a checkout that does
-    not have some pages yet (they are written alongside) is told which, and skips."""
+    """(The strict build fails on it too; this says which, without building the site.)"""
     missing = [page for page in _nav() if not (DOCS / page).is_file()]
-    if missing:
-        pytest.skip(f"pages in the nav, not written yet in this checkout: {missing}")
+    assert not missing, f"pages in mkdocs.yml's nav that do not exist: {missing}"
 
 
 def test_the_changelog_page_includes_the_changelog() -> None:
