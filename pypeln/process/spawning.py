@@ -14,6 +14,8 @@ import sys
 from multiprocessing.context import BaseContext
 from typing import Any, Callable, Optional, Tuple
 
+from .._core.docs import see
+
 _global_method: Optional[str] = None
 
 
@@ -103,31 +105,66 @@ def pack(where: str, method: str, payload: Any, parts: Tuple[Tuple[str, Any], ..
     try:
         return dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as e:
-        culprit, role = "the stage", ""
-        for role, value in parts:
-            try:
-                dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                culprit = f"{role}={_describe(value)}"
-                break
-        if role == "iterable":
-            remedy = (
-                "pass a picklable iterable (a list, a range) or read it in the parent "
-                "(use_thread=True)"
-            )
-        elif using == "cloudpickle":
-            remedy = (
-                "make it picklable (define it at module level; no locks, sockets or "
-                "open files in its closure)"
-            )
-        else:
-            remedy = (
-                "install cloudpickle (pip install 'pypeln[cloudpickle]'), or define it "
-                "at module level"
-            )
-        if "fork" in multiprocessing.get_all_start_methods():
-            remedy += ", or use the fork start method (start_method='fork')"
-        raise TypeError(
-            f"{where}: cannot send {culprit} to worker processes started with {method!r}: "
-            f"{using} failed with {type(e).__name__}: {e}. To fix it, {remedy}."
-        ) from e
+        raise unpicklable(where, method, using, e, parts) from e
+
+
+def unpicklable(
+    where: str, method: str, using: str, error: Exception, parts: Tuple[Tuple[str, Any], ...]
+) -> TypeError:
+    """The error for a stage whose functions (or source) `using` cannot pickle: which one,
+    why, and what to do about it."""
+    dumps = _pickler()[0]
+    culprit, role = "the stage", ""
+    for role, value in parts:
+        try:
+            dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            culprit = f"{role}={_describe(value)}"
+            break
+    link = see("concepts/processes", "lambdas-and-closures")
+    if role == "iterable":
+        remedy = (
+            "pass a picklable iterable (a list, a range) or read it in the parent (use_thread=True)"
+        )
+        link = see("concepts/processes")
+    elif using == "cloudpickle":
+        remedy = (
+            "make it picklable (define it at module level; no locks, sockets or "
+            "open files in its closure)"
+        )
+    else:
+        remedy = (
+            "install cloudpickle (pip install 'pypeln[cloudpickle]'), which pickles lambdas "
+            "and closures, or define it at the top level of a module"
+        )
+    if "fork" in multiprocessing.get_all_start_methods():
+        remedy += ", or use the fork start method (start_method='fork')"
+    return TypeError(
+        f"{where}: cannot send {culprit} to the stage's worker processes: they start with "
+        f"{method!r}, which pickles what they run, and {using} failed with "
+        f"{type(error).__name__}: {error}. To fix it, {remedy}. {link}"
+    )
+
+
+def unloadable(where: str, error: Exception) -> TypeError:
+    """In a worker process: the error for a stage's functions that could not be unpickled
+    (e.g. defined inside the main script's ``if __name__ == "__main__":`` block)."""
+    if "__mp_main__" in str(error) or "__main__" in str(error):
+        why = (
+            "A worker started with 'spawn' or 'forkserver' imports the main script again, "
+            'without running its `if __name__ == "__main__":` block, and finds the '
+            "functions of the script there by name. To fix it, define the stage's functions "
+            "at the top level of the script, outside that block, or install cloudpickle "
+            "(pip install 'pypeln[cloudpickle]'), which sends them by value"
+        )
+    else:
+        why = (
+            "A worker started with 'spawn' or 'forkserver' imports the modules of the "
+            "functions it runs. To fix it, make sure they can be imported there, or install "
+            "cloudpickle (pip install 'pypeln[cloudpickle]'), which sends them by value"
+        )
+    return TypeError(
+        f"{where}: a worker process could not load the stage's functions "
+        f"({type(error).__name__}: {error}). {why}. "
+        f"{see('concepts/processes', 'lambdas-and-closures')}"
+    )

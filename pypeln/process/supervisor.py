@@ -209,7 +209,9 @@ class Supervisor(ThreadRunner):
         replaces held. `retry`, if given, stays held and is sent to the new one again."""
         ours, child_end = self.context.Pipe(duplex=True)
         parent_end(ours)
-        worker = Worker(h.index, self.payload, child_end, self.active, self.limiter)
+        worker = Worker(
+            h.index, self.payload, child_end, self.active, self.limiter, self.stage.where
+        )
         process = self.context.Process(
             target=run_worker,
             args=(worker,),
