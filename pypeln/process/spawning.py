@@ -168,3 +168,68 @@ def unloadable(where: str, error: Exception) -> TypeError:
         f"({type(error).__name__}: {error}). {why}. "
         f"{see('concepts/processes', 'lambdas-and-closures')}"
     )
+
+
+#: What a worker process that is still importing the main script says before it exits.
+_REIMPORTED = (
+    "pypeln: {where} did not start in process {name!r} (pid {pid}): this process was "
+    "started with {method!r}, and is still importing the main script, which starts a "
+    'pipeline outside `if __name__ == "__main__":`. Put the code that runs the pipeline '
+    "under that guard. {link}\n"
+)
+
+
+def refuse_while_importing_main(where: str, method: str) -> None:
+    """Stop a process that starts a process stage while it is still importing the main
+    script: a worker process started with spawn or forkserver imports the script again,
+    and a script without the main guard would start its pipeline again, in every worker.
+
+    It says so in one line and exits (code 1); its parent reports the missing guard
+    (`main_guard_error`). `multiprocessing` itself would raise a long RuntimeError.
+    """
+    process = multiprocessing.current_process()
+    if method == "fork" or not getattr(process, "_inheriting", False):
+        return
+    message = _REIMPORTED.format(
+        where=where,
+        name=process.name,
+        pid=process.pid,
+        method=method,
+        link=see("concepts/processes", "the-main-guard"),
+    )
+    try:
+        sys.stdout.flush()
+        sys.stderr.write(message)
+        sys.stderr.flush()
+    except Exception:  # no usable stderr: the parent reports it all the same
+        pass
+    raise SystemExit(1)
+
+
+def main_guard_error(where: str, index: int, pid: Any, method: str) -> str:
+    """The message for a worker process that exited with code 1 before it started: under
+    spawn and forkserver, almost always a main script without the main guard (or one that
+    fails when imported again)."""
+    return (
+        f"{where}: worker process {index} (pid {pid}) exited with code 1 before it started. "
+        f"Worker processes started with {method!r} import the main script again; a script "
+        'that runs its pipeline outside `if __name__ == "__main__":` runs it again in '
+        "every worker, which stops them (an error raised while the script is imported again "
+        "stops them the same way: see the worker's output above). To fix it, put the code "
+        'that runs the pipeline under `if __name__ == "__main__":`. '
+        f"{see('concepts/processes', 'the-main-guard')}"
+    )
+
+
+def refuse_in_daemon(where: str) -> None:
+    """A daemonic process (a worker process of a stage is one) cannot start processes:
+    say so, instead of `multiprocessing`'s bare AssertionError."""
+    process = multiprocessing.current_process()
+    if process.daemon:
+        raise RuntimeError(
+            f"{where}: cannot start worker processes from process {process.name!r}: it is "
+            "daemonic (a worker process of a pl.process stage is), and a daemonic process "
+            "cannot have children. A stage's workers cannot run a pipeline with a pl.process "
+            "stage (nor consume the pipeline they work for): run such stages from the main "
+            f"process, or use pl.thread inside the worker. {see('concepts/stages')}"
+        )
