@@ -297,6 +297,39 @@ def test_missing_main_guard(method: str, tmp_path: Path) -> None:
     assert done.stderr.count("Traceback (most recent call last)") == 1, done.stderr
 
 
+@pytest.mark.skipif("forkserver" not in REIMPORTING, reason="no forkserver start method")
+@pytest.mark.timeout(60)
+def test_forkserver_that_ends_while_importing(tmp_path: Path) -> None:
+    """Where the forkserver imports the main script first (Python 3.14), a script without
+    the guard ends it: simulated with a preloaded module that exits as that script would."""
+    (tmp_path / "exits_on_import.py").write_text("raise SystemExit(1)\n")
+    done = run_script(
+        tmp_path,
+        """
+        import multiprocessing, sys
+        import pypeln as pl
+
+        def double(x):
+            return x * 2
+
+        if __name__ == "__main__":
+            sys.path.insert(0, ".")
+            multiprocessing.set_forkserver_preload(["exits_on_import"])
+            print(sorted(range(5) | pl.process.map(double, start_method="forkserver")))
+        """,
+    )
+    assert done.returncode == 1
+    last = done.stderr.rstrip().splitlines()[-1]
+    assert last.startswith("pypeln._core.errors.WorkerDiedError: pl.process.map: could not start")
+    says(
+        last,
+        "the forkserver process",
+        "ended",
+        'put the code that runs the pipeline under `if __name__ == "__main__":`',
+        link=docs_link("concepts/processes", "the-main-guard"),
+    )
+
+
 @pytest.mark.parametrize("method", REIMPORTING)
 @pytest.mark.timeout(60)
 def test_with_the_main_guard_it_runs(method: str, tmp_path: Path) -> None:

@@ -206,6 +206,21 @@ def refuse_while_importing_main(where: str, method: str) -> None:
     raise SystemExit(1)
 
 
+def forkserver_failed(where: str, index: int, error: BaseException) -> str:
+    """The message for a worker process that the forkserver could not start: it ended,
+    most likely while importing the main script (Python 3.14 imports it there first)."""
+    return (
+        f"{where}: could not start worker process {index}: the forkserver process, which "
+        f"starts worker processes under 'forkserver', ended ({type(error).__name__}: {error}). "
+        "It may import the main script before it starts any worker (recent Pythons do, "
+        "3.14 among them); a script that runs "
+        'its pipeline outside `if __name__ == "__main__":` stops it, as does an error '
+        "raised while it imports the script or the modules given to set_forkserver_preload "
+        "(see its output above). To fix it, put the code that runs the pipeline under "
+        f'`if __name__ == "__main__":`. {see("concepts/processes", "the-main-guard")}'
+    )
+
+
 def main_guard_error(where: str, index: int, pid: Any, method: str) -> str:
     """The message for a worker process that exited with code 1 before it started: under
     spawn and forkserver, almost always a main script without the main guard (or one that

@@ -225,6 +225,12 @@ class Supervisor(ThreadRunner):
         )
         try:
             process.start()
+        except (EOFError, ConnectionError) as e:
+            if self.method != "forkserver":
+                raise
+            raise WorkerDiedError(
+                spawning.forkserver_failed(self.stage.where, h.index, e)
+            ) from None
         finally:
             child_end.close()
         with h.cond:
