@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pytest
-from conftest import CONCURRENT_BACKEND_NAMES, name_of
+from conftest import name_of
 
 import pypeln as pl
 from pypeln._core.docs import DOCS_URL, docs_link
@@ -145,7 +145,7 @@ def test_async_source_read_by_task_feeds_the_others() -> None:
 # -- a stage reused while running --------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [n for n in CONCURRENT_BACKEND_NAMES if n in ("thread", "task")])
+@pytest.mark.parametrize("name", ["sync", "thread", "task"])
 @pytest.mark.timeout(30)
 def test_stage_iterated_by_its_own_workers(name: str) -> None:
     backend = getattr(pl, name)
@@ -180,11 +180,17 @@ def test_stage_iterated_by_its_own_source() -> None:
     says(str(info.value), "while its own source", "without end", link=docs_link("concepts/stages"))
 
 
-def test_same_stage_twice_is_not_reuse() -> None:
-    """Two runs of one stage, one after the other or side by side, are fine."""
-    stage = pl.thread.map(double, range(4), workers=2)
-    assert sorted(pl.thread.concat([stage, stage])) == [0, 0, 2, 2, 4, 4, 6, 6]
+@pytest.mark.parametrize("name", ["sync", "thread", "task"])
+def test_same_stage_twice_is_not_reuse(name: str) -> None:
+    """Runs of one stage one after the other or side by side, or a stage twice in one
+    pipeline, are fine; so is a worker that runs a stage its pipeline does not contain."""
+    backend = getattr(pl, name)
+    stage = backend.map(double, range(4), workers=2)
+    assert sorted(backend.concat([stage, stage])) == [0, 0, 2, 2, 4, 4, 6, 6]
     assert [sorted(stage), sorted(stage)] == [[0, 2, 4, 6]] * 2
+    assert sorted(a + b for a, b in zip(stage, stage)) == [0, 4, 8, 12]
+    nested = backend.map(lambda x: sum(stage) + x, range(3))
+    assert sorted(nested) == [12, 13, 14]
 
 
 def run_process_stage(x: int) -> int:

@@ -28,9 +28,11 @@ runners and stops whatever did not end within a second.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from types import CodeType, FrameType
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from .batching import MAX_BATCH
 from .contracts import Runner
@@ -403,10 +405,26 @@ def working_for() -> Tuple[Any, ...]:
     return nodes
 
 
+#: Code of the generators that run a stage's worker in the consumer's thread (`sync`'s),
+#: each holding that stage in its local ``stage``: while one is on the call stack, the
+#: thread works for that stage.
+_INLINE_CODES: Set[CodeType] = set()
+
+
+def runs_stage_inline(code: CodeType) -> None:
+    """Register the code of a generator that runs its local ``stage`` in the calling thread."""
+    _INLINE_CODES.add(code)
+
+
 def check_not_inside(stage: Stage[Any]) -> None:
     """Refuse to run `stage` from a worker (or source) of a run it belongs to: each run
     would start another, without end."""
     inside = working_for()
+    frame: Optional[FrameType] = sys._getframe(1)
+    while frame is not None:  # (only running frames: suspended generators are not here)
+        if frame.f_code in _INLINE_CODES:
+            inside += (frame.f_locals.get("stage"),)
+        frame = frame.f_back
     if not inside:
         return
     ids = {id(node) for node in inside}
