@@ -85,16 +85,19 @@ def test_workers_out_of_range(backend: Any) -> None:
 
 
 @pytest.mark.parametrize("bad", [5, None], ids=["int", "None"])
-@pytest.mark.parametrize("how", ["argument", "pipe"])
+@pytest.mark.parametrize("how", ["argument", "pipe", "run"])
 def test_source_not_iterable(backend: Any, bad: Any, how: str) -> None:
     with pytest.raises(TypeError) as info:
         if how == "argument":
             backend.map(double, bad)
-        else:
+        elif how == "pipe":
             bad | backend.map(double)
+        else:
+            backend.run(bad)
     says(
         str(info.value),
-        "stage must be a Stage",
+        f"{backend.__name__.replace('pypeln', 'pl')}.{'run' if how == 'run' else 'map'}: stage",
+        "must be a Stage",
         "an iterable",
         f"got {bad!r} ({type(bad).__name__})",
         "a list",
