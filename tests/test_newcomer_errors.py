@@ -170,17 +170,23 @@ def test_stage_iterated_by_its_own_workers(name: str) -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["thread", "task", "process"])
 @pytest.mark.timeout(30)
-def test_stage_iterated_by_its_own_source() -> None:
+def test_stage_iterated_by_its_own_source(name: str) -> None:
     stages: Dict[str, Any] = {}
 
     def source() -> Any:
         yield from stages["it"]
 
-    stages["it"] = pl.thread.map(double, source())
+    stages["it"] = getattr(pl, name).map(double, source())
     with pytest.raises(RuntimeError) as info:
         list(stages["it"])
-    says(str(info.value), "while its own source", "without end", link=docs_link("concepts/stages"))
+    says(
+        str(info.value),
+        "by its own source (a generator)",
+        "without end",
+        link=docs_link("concepts/stages"),
+    )
 
 
 @pytest.mark.parametrize("name", ["sync", "thread", "task"])

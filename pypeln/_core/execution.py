@@ -443,9 +443,9 @@ def reused_while_running(stage: Stage[Any], node: Any) -> str:
     elif isinstance(node, Stage):
         where = f"by a worker of {node!r}, a stage it is built on"
     else:
-        where = f"while its own source ({type(node).__name__}) was being read"
+        where = f"by its own source (a {type(node).__name__})"
     return (
-        f"{stage.where}: {stage!r} was iterated {where}, while it was running: each run "
+        f"{stage.where}: {stage!r} was iterated {where} while it was running: each run "
         "would start another one, without end. A pipeline cannot be consumed from inside "
         "itself: pass the values f needs as items (or through on_start), or build a "
         f"separate stage for them (a stage is only a description). {see('concepts/stages')}"

@@ -137,7 +137,7 @@ class Supervisor(ThreadRunner):
         windows: Tuple[Window, ...] = (),
     ) -> None:
         super().__init__(execution, f"pypeln-{stage.where}")
-        self.stage = stage
+        self.stage = self.node = stage
         self.input = input
         self.output = output
         self.reads_source = source is not _NO_SOURCE

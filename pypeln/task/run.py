@@ -26,7 +26,7 @@ from typing import Any, Callable, Coroutine, Dict, Iterator, List, Optional, Set
 
 from .._core.element import Item
 from .._core.errors import Cancelled
-from .._core.execution import GRACE_SECONDS, Execution, works_for
+from .._core.execution import GRACE_SECONDS, Execution, working_for, works_for
 from .._core.ops import BATCH, FORWARD, ORDERED, UNBATCH, make_batch
 from .._core.queue import IterableQueue as ThreadQueue
 from .._core.sources import SEQUENCE_CHUNK, source_batches
@@ -208,6 +208,8 @@ class TaskRun:
             self._starters.append(lambda: _read_on_loop(node, out))
         else:
             self._feed(lambda: source_batches(node), out, cap)
+            inside = self.execution.inside if self.execution is not None else working_for()
+            works_for(self.feeders[-1].thread, inside + (node,))
 
     def _connect_stage(self, node: Stage[Any], out: Sink) -> None:
         if self.execution is not None and node.op in (ORDERED, BATCH, UNBATCH):
