@@ -7,8 +7,9 @@ from typing import Any, Callable, Optional
 from .docs import see
 
 
-def _fail(kind: type[Exception], where: str, message: str, link: str = "") -> Exception:
-    return kind(f"{where}: {message}" + (f". {link}" if link else ""))
+def _fail(kind: type[Exception], where: str, message: str, hint: str = "") -> Exception:
+    """``kind("where: message" + hint)``; `hint` adds what the value is for, or a link."""
+    return kind(f"{where}: {message}{hint}")
 
 
 def callable_(where: str, name: str, value: Any, optional: bool = False) -> None:
@@ -20,28 +21,25 @@ def callable_(where: str, name: str, value: Any, optional: bool = False) -> None
         )
 
 
-def integer(where: str, name: str, value: Any, minimum: int, link: str = "") -> None:
+def integer(where: str, name: str, value: Any, minimum: int, hint: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(
             TypeError,
             where,
             f"{name} must be an int, got {value!r} ({type(value).__name__})",
-            link,
+            hint,
         )
     if value < minimum:
-        raise _fail(ValueError, where, f"{name} must be >= {minimum}, got {value!r}", link)
+        raise _fail(ValueError, where, f"{name} must be >= {minimum}, got {value!r}", hint)
 
 
 def workers(where: str, value: Any, minimum: int) -> None:
-    """``workers``: how many run ``f`` at once (`task` takes 0: no limit)."""
+    """``workers``: how many workers run ``f`` at once (`task` also takes 0: no limit)."""
     if minimum == 0:
         meaning = "the most items in flight at once: 1 or more, or 0 for no limit"
     else:
         meaning = "how many workers run f at once: 1 or more"
-    try:
-        integer(where, "workers", value, minimum)
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{e} (workers is {meaning}). {see('concepts/workers')}") from None
+    integer(where, "workers", value, minimum, f" (workers is {meaning}). {see('concepts/workers')}")
 
 
 def number(where: str, name: str, value: Any, minimum: float) -> None:
@@ -77,7 +75,7 @@ def source(where: str, name: str, value: Any, allow_async: bool = False) -> None
             f"whose output any backend can take (e.g. `source | pl.task.map(f) | "
             f"{backend}.map(g)`), or consume it in async code with `async for` or "
             "`await` on a pl.task stage",
-            see("concepts/asyncio"),
+            f". {see('concepts/asyncio')}",
         )
     kinds = "a Stage, an iterable or an async iterable" if allow_async else "a Stage or an iterable"
     raise _fail(
@@ -85,7 +83,7 @@ def source(where: str, name: str, value: Any, allow_async: bool = False) -> None
         where,
         f"{name} must be {kinds} (the items the stage works on, e.g. a list, a range, a "
         f"generator or another stage), got {value!r} ({type(value).__name__})",
-        see("concepts/stages"),
+        f". {see('concepts/stages')}",
     )
 
 
