@@ -170,6 +170,25 @@ def test_stage_iterated_by_its_own_workers(name: str) -> None:
     )
 
 
+@pytest.mark.timeout(30)
+def test_task_stage_iterated_by_its_own_workers_under_await() -> None:
+    import asyncio
+
+    stages: Dict[str, Any] = {}
+
+    def f(x: int) -> int:
+        return sum(stages["it"]) + x
+
+    stages["it"] = pl.task.map(f, range(3))
+
+    async def main() -> Any:
+        return await stages["it"]
+
+    with pytest.raises(RuntimeError) as info:
+        asyncio.run(main())
+    says(str(info.value), "by one of its own workers", link=docs_link("concepts/stages"))
+
+
 @pytest.mark.parametrize("name", ["thread", "task", "process"])
 @pytest.mark.timeout(30)
 def test_stage_iterated_by_its_own_source(name: str) -> None:
