@@ -794,6 +794,8 @@ class StageFunctions:
         checks.flag(where, "stats", stats)
         if len(stages) == 1 and isinstance(stages[0], list):
             stages = tuple(stages[0])
+        for i, s in enumerate(stages):  # (here: the mistake is named where it is made)
+            checks.source(where, f"stages[{i}]", s, self.accepts_async)
         stage = stages[0] if len(stages) == 1 and isinstance(stages[0], Stage) else None
         if stage is None:
             stage = self.concat(list(stages), maxsize=maxsize)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+from .docs import see
 
-def _fail(kind: type[Exception], where: str, message: str) -> Exception:
-    return kind(f"{where}: {message}")
+
+def _fail(kind: type[Exception], where: str, message: str, hint: str = "") -> Exception:
+    """``kind("where: message" + hint)``; `hint` adds what the value is for, or a link."""
+    return kind(f"{where}: {message}{hint}")
 
 
 def callable_(where: str, name: str, value: Any, optional: bool = False) -> None:
@@ -18,13 +21,25 @@ def callable_(where: str, name: str, value: Any, optional: bool = False) -> None
         )
 
 
-def integer(where: str, name: str, value: Any, minimum: int) -> None:
+def integer(where: str, name: str, value: Any, minimum: int, hint: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(
-            TypeError, where, f"{name} must be an int, got {value!r} ({type(value).__name__})"
+            TypeError,
+            where,
+            f"{name} must be an int, got {value!r} ({type(value).__name__})",
+            hint,
         )
     if value < minimum:
-        raise _fail(ValueError, where, f"{name} must be >= {minimum}, got {value!r}")
+        raise _fail(ValueError, where, f"{name} must be >= {minimum}, got {value!r}", hint)
+
+
+def workers(where: str, value: Any, minimum: int) -> None:
+    """``workers``: how many workers run ``f`` at once (`task` also takes 0: no limit)."""
+    if minimum == 0:
+        meaning = "the most items in flight at once: 1 or more, or 0 for no limit"
+    else:
+        meaning = "how many workers run f at once: 1 or more"
+    integer(where, "workers", value, minimum, f" (workers is {meaning}). {see('concepts/workers')}")
 
 
 def number(where: str, name: str, value: Any, minimum: float) -> None:
@@ -48,16 +63,34 @@ def source(where: str, name: str, value: Any, allow_async: bool = False) -> None
 
     if isinstance(value, Stage) or hasattr(value, "__iter__"):
         return
-    if allow_async and hasattr(value, "__aiter__"):
-        return
+    if hasattr(value, "__aiter__"):
+        if allow_async:
+            return
+        backend = where.rsplit(".", 1)[0]
+        raise _fail(
+            TypeError,
+            where,
+            f"{name} is an async iterable ({value!r}, {type(value).__name__}), and "
+            f"{backend} reads only plain iterables. Read it with a pl.task stage first, "
+            f"whose output any backend can take (e.g. `source | pl.task.map(f) | "
+            f"{backend}.map(g)`), or consume it in async code with `async for` or "
+            "`await` on a pl.task stage",
+            f". {see('concepts/asyncio')}",
+        )
     kinds = "a Stage, an iterable or an async iterable" if allow_async else "a Stage or an iterable"
-    raise _fail(TypeError, where, f"{name} must be {kinds}, got {value!r} ({type(value).__name__})")
+    raise _fail(
+        TypeError,
+        where,
+        f"{name} must be {kinds} (the items the stage works on, e.g. a list, a range, a "
+        f"generator or another stage), got {value!r} ({type(value).__name__})",
+        f". {see('concepts/stages')}",
+    )
 
 
 def stage_params(
     where: str,
     f: Optional[Callable[..., Any]],
-    workers: Any,
+    n_workers: Any,
     maxsize: Any,
     timeout: Any,
     on_start: Any,
@@ -66,7 +99,7 @@ def stage_params(
 ) -> None:
     """The checks shared by map, filter, flat_map and each."""
     callable_(where, "f", f)
-    integer(where, "workers", workers, min_workers)
+    workers(where, n_workers, min_workers)
     integer(where, "maxsize", maxsize, 0)
     number(where, "timeout", timeout, 0)
     callable_(where, "on_start", on_start, optional=True)

@@ -28,12 +28,15 @@ runners and stops whatever did not end within a second.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from types import CodeType, FrameType
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from .batching import MAX_BATCH
 from .contracts import Runner
+from .docs import see
 from .element import Item
 from .errors import Cancelled
 from .ops import FORWARD, ORDERED
@@ -75,6 +78,8 @@ class Execution:
         self._windows: List[Window] = []
         #: per-backend state shared by the runners of this run (e.g. one event loop)
         self.shared: Dict[str, Any] = {}
+        #: what the thread that starts the run works for, if it works for another run
+        self.inside = working_for()
         self.output = self.queue(maxsize or stage.maxsize, consumers=1)
         #: an `ordered` last stage, run by the consumer itself: its input and its window
         self._ordering: Optional[Tuple[IterableQueue[Item], Optional[Window]]] = None
@@ -270,6 +275,9 @@ class ExecutionBackend:
 class ThreadRunner:
     """Base for runners whose work happens in threads of this process."""
 
+    #: the stage (or source iterable) its threads work for
+    node: Any = None
+
     def __init__(self, execution: Execution, name: str) -> None:
         self.execution = execution
         self.name = name
@@ -277,6 +285,7 @@ class ThreadRunner:
 
     def spawn(self, target: Any, *args: Any) -> threading.Thread:
         t = threading.Thread(target=target, args=args, name=self.name, daemon=True)
+        works_for(t, self.execution.inside + (() if self.node is None else (self.node,)))
         self.threads.append(t)
         t.start()
         return t
@@ -308,7 +317,7 @@ class StageRunner(ThreadRunner):
         execution: Execution,
     ) -> None:
         super().__init__(execution, f"pypeln-{stage.where}")
-        self.stage = stage
+        self.stage = self.node = stage
         self.input = input
         self.output = output
         self.stats = execution.stats.stage(stage)
@@ -330,7 +339,7 @@ class FeederRunner(ThreadRunner):
         windows: Tuple[Window, ...] = (),
     ) -> None:
         super().__init__(execution, "pypeln-source")
-        self.iterable = iterable
+        self.iterable = self.node = iterable
         self.out = out
         self.windows = windows
         self.slot = out.progress_slot() if out.tracked else -1
@@ -378,6 +387,69 @@ class FeederRunner(ThreadRunner):
             else:
                 self.out.put(((i,), x))
             i += 1
+
+
+#: The attribute of a thread that works for a run: what it works for (`works_for`).
+_WORKS_FOR = "_pypeln_works_for"
+
+
+def works_for(thread: threading.Thread, nodes: Tuple[Any, ...]) -> None:
+    """Mark `thread` as working for `nodes` (stages, source iterables), those of the runs it
+    is nested in first: a run it starts must not contain any of them (`check_not_inside`)."""
+    setattr(thread, _WORKS_FOR, nodes)
+
+
+def working_for() -> Tuple[Any, ...]:
+    """What the current thread works for (`works_for`); () for the consumer's threads."""
+    nodes: Tuple[Any, ...] = getattr(threading.current_thread(), _WORKS_FOR, ())
+    return nodes
+
+
+#: Code of the generators that run a stage's worker in the consumer's thread (`sync`'s),
+#: each holding that stage in its local ``stage``: while one is on the call stack, the
+#: thread works for that stage.
+_INLINE_CODES: Set[CodeType] = set()
+
+
+def runs_stage_inline(code: CodeType) -> None:
+    """Register the code of a generator that runs its local ``stage`` in the calling thread."""
+    _INLINE_CODES.add(code)
+
+
+def check_not_inside(stage: Stage[Any]) -> None:
+    """Refuse to run `stage` from a worker (or source) of a run it belongs to: each run
+    would start another, without end."""
+    inside = working_for()
+    frame: Optional[FrameType] = sys._getframe(1)
+    while frame is not None:  # (only running frames: suspended generators are not here)
+        if frame.f_code in _INLINE_CODES:
+            inside += (frame.f_locals.get("stage"),)
+        frame = frame.f_back
+    if not inside:
+        return
+    ids = {id(node) for node in inside}
+    pending: List[Any] = [stage]
+    while pending:
+        node = pending.pop()
+        if id(node) in ids:
+            raise RuntimeError(reused_while_running(stage, node))
+        if isinstance(node, Stage):
+            pending.extend(node.deps)
+
+
+def reused_while_running(stage: Stage[Any], node: Any) -> str:
+    if node is stage:
+        where = "by one of its own workers (e.g. in its f)"
+    elif isinstance(node, Stage):
+        where = f"by a worker of {node!r}, a stage it is built on"
+    else:
+        where = f"by its own source (a {type(node).__name__})"
+    return (
+        f"{stage.where}: {stage!r} was iterated {where} while it was running: each run "
+        "would start another one, without end. A pipeline cannot be consumed from inside "
+        "itself: pass the values f needs as items (or through on_start), or build a "
+        f"separate stage for them (a stage is only a description). {see('concepts/stages')}"
+    )
 
 
 def streams(ordered: Stage[Any]) -> bool:

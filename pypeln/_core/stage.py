@@ -217,6 +217,9 @@ def iter_batches(
 
             progress = environment_bars_possible(os.environ["PYPELN_PROGRESS"]) and progress
     bars = None
+    from .execution import check_not_inside  # (it builds on this module)
+
+    check_not_inside(stage)
     stats.plan(stage)
     stats.start()
     try:

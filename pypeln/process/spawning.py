@@ -14,6 +14,8 @@ import sys
 from multiprocessing.context import BaseContext
 from typing import Any, Callable, Optional, Tuple
 
+from .._core.docs import see
+
 _global_method: Optional[str] = None
 
 
@@ -110,31 +112,146 @@ def pack(where: str, method: str, payload: Any, parts: Tuple[Tuple[str, Any], ..
     try:
         return dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as e:
-        culprit, role = "the stage", ""
-        for role, value in parts:
-            try:
-                dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                culprit = f"{role}={_describe(value)}"
-                break
-        if role == "iterable":
-            remedy = (
-                "pass a picklable iterable (a list, a range) or read it in the parent "
-                "(use_thread=True)"
-            )
-        elif using == "cloudpickle":
-            remedy = (
-                "make it picklable (define it at module level; no locks, sockets or "
-                "open files in its closure)"
-            )
-        else:
-            remedy = (
-                "install cloudpickle (pip install 'pypeln[cloudpickle]'), or define it "
-                "at module level"
-            )
-        if "fork" in multiprocessing.get_all_start_methods():
-            remedy += ", or use the fork start method (start_method='fork')"
-        raise TypeError(
-            f"{where}: cannot send {culprit} to worker processes started with {method!r}: "
-            f"{using} failed with {type(e).__name__}: {e}. To fix it, {remedy}."
-        ) from e
+        raise unpicklable(where, method, using, e, parts) from e
+
+
+def unpicklable(
+    where: str, method: str, using: str, error: Exception, parts: Tuple[Tuple[str, Any], ...]
+) -> TypeError:
+    """The error for a stage whose functions (or source) `using` cannot pickle: which one,
+    why, and what to do about it."""
+    dumps = _pickler()[0]
+    culprit, role = "the stage", ""
+    for role, value in parts:
+        try:
+            dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            culprit = f"{role}={_describe(value)}"
+            break
+    link = see("concepts/processes", "lambdas-and-closures")
+    if role == "iterable":
+        remedy = (
+            "pass a picklable iterable (a list, a range) or read it in the parent (use_thread=True)"
+        )
+        link = see("concepts/processes")
+    elif using == "cloudpickle":
+        remedy = (
+            "make it picklable (define it at module level; no locks, sockets or "
+            "open files in its closure)"
+        )
+    else:
+        remedy = (
+            "install cloudpickle (pip install 'pypeln[cloudpickle]'), which pickles lambdas "
+            "and closures, or define it at the top level of a module"
+        )
+    if "fork" in multiprocessing.get_all_start_methods():
+        remedy += ", or use the fork start method (start_method='fork')"
+    return TypeError(
+        f"{where}: cannot send {culprit} to the stage's worker processes: they start with "
+        f"{method!r}, which pickles what they run, and {using} failed with "
+        f"{type(error).__name__}: {error}. To fix it, {remedy}. {link}"
+    )
+
+
+def unloadable(where: str, error: Exception) -> TypeError:
+    """In a worker process: the error for a stage's functions that could not be unpickled
+    (e.g. defined inside the main script's ``if __name__ == "__main__":`` block)."""
+    if "__mp_main__" in str(error) or "__main__" in str(error):
+        why = (
+            "A worker started with 'spawn' or 'forkserver' imports the main script again, "
+            'without running its `if __name__ == "__main__":` block, and finds the '
+            "functions of the script there by name. To fix it, define the stage's functions "
+            "at the top level of the script, outside that block, or install cloudpickle "
+            "(pip install 'pypeln[cloudpickle]'), which sends them by value"
+        )
+    else:
+        why = (
+            "A worker started with 'spawn' or 'forkserver' imports the modules of the "
+            "functions it runs. To fix it, make sure they can be imported there, or install "
+            "cloudpickle (pip install 'pypeln[cloudpickle]'), which sends them by value"
+        )
+    return TypeError(
+        f"{where}: a worker process could not load the stage's functions "
+        f"({type(error).__name__}: {error}). {why}. "
+        f"{see('concepts/processes', 'lambdas-and-closures')}"
+    )
+
+
+#: What a worker process that is still importing the main script says before it exits.
+_REIMPORTED = (
+    "pypeln: {where} did not start in process {name!r} (pid {pid}): this process was "
+    "started with {method!r}, and is still importing the main script, which starts a "
+    'pipeline outside `if __name__ == "__main__":`. Put the code that runs the pipeline '
+    "under that guard. {link}\n"
+)
+
+
+def refuse_while_importing_main(where: str, method: str) -> None:
+    """Stop a process that starts a process stage while it is still importing the main
+    script: a worker process started with spawn or forkserver imports the script again,
+    and a script without the main guard would start its pipeline again, in every worker.
+
+    It says so in one line and exits (code 1); its parent reports the missing guard
+    (`main_guard_error`). `multiprocessing` itself would raise a long RuntimeError.
+    """
+    process = multiprocessing.current_process()
+    if method == "fork" or not getattr(process, "_inheriting", False):
+        return
+    message = _REIMPORTED.format(
+        where=where,
+        name=process.name,
+        pid=process.pid,
+        method=method,
+        link=see("concepts/processes", "the-main-guard"),
+    )
+    try:
+        sys.stdout.flush()
+        sys.stderr.write(message)
+        sys.stderr.flush()
+    except Exception:  # no usable stderr: the parent reports it all the same
+        pass
+    raise SystemExit(1)
+
+
+def forkserver_failed(where: str, index: int, error: BaseException) -> str:
+    """The message for a worker process that the forkserver could not start: it ended,
+    most likely while importing the main script (Python 3.14 imports it there first)."""
+    return (
+        f"{where}: could not start worker process {index}: the forkserver process, which "
+        f"starts worker processes under 'forkserver', ended ({type(error).__name__}: {error}). "
+        "It may import the main script before it starts any worker (recent Pythons do, "
+        "3.14 among them); a script that runs "
+        'its pipeline outside `if __name__ == "__main__":` stops it, as does an error '
+        "raised while it imports the script or the modules given to set_forkserver_preload "
+        "(see its output above). To fix it, put the code that runs the pipeline under "
+        f'`if __name__ == "__main__":`. {see("concepts/processes", "the-main-guard")}'
+    )
+
+
+def main_guard_error(where: str, index: int, pid: Any, method: str) -> str:
+    """The message for a worker process that exited with code 1 before it started: under
+    spawn and forkserver, almost always a main script without the main guard (or one that
+    fails when imported again)."""
+    return (
+        f"{where}: worker process {index} (pid {pid}) exited with code 1 before it started. "
+        f"Worker processes started with {method!r} import the main script again; a script "
+        'that runs its pipeline outside `if __name__ == "__main__":` runs it again in '
+        "every worker, which stops them (an error raised while the script is imported again "
+        "stops them the same way: see the worker's output above). To fix it, put the code "
+        'that runs the pipeline under `if __name__ == "__main__":`. '
+        f"{see('concepts/processes', 'the-main-guard')}"
+    )
+
+
+def refuse_in_daemon(where: str) -> None:
+    """A daemonic process (a worker process of a stage is one) cannot start processes:
+    say so, instead of `multiprocessing`'s bare AssertionError."""
+    process = multiprocessing.current_process()
+    if process.daemon:
+        raise RuntimeError(
+            f"{where}: cannot start worker processes from process {process.name!r}: it is "
+            "daemonic (a worker process of a pl.process stage is), and a daemonic process "
+            "cannot have children. A stage's workers cannot run a pipeline with a pl.process "
+            "stage (nor consume the pipeline they work for): run such stages from the main "
+            f"process, or use pl.thread inside the worker. {see('concepts/stages')}"
+        )

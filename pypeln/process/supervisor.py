@@ -105,6 +105,8 @@ class WorkerHandle:
         self.started: Optional[float] = None
         #: an overrun item its replacement tries again (also still in `held`)
         self.resend: Optional[Held] = None
+        #: its current process reported READY (it has started)
+        self.ready = False
         #: end of stream was sent
         self.ended = False
         #: the worker reported DONE (or the stage gave up on it)
@@ -137,7 +139,7 @@ class Supervisor(ThreadRunner):
         windows: Tuple[Window, ...] = (),
     ) -> None:
         super().__init__(execution, f"pypeln-{stage.where}")
-        self.stage = stage
+        self.stage = self.node = stage
         self.input = input
         self.output = output
         self.reads_source = source is not _NO_SOURCE
@@ -145,6 +147,9 @@ class Supervisor(ThreadRunner):
         #: a source worker's watermark slot in a tracked output
         self.slot = output.progress_slot() if output.tracked and self.reads_source else -1
         method = spawning.get_start_method(stage.options.get("start_method"))
+        spawning.refuse_while_importing_main(stage.where, method)
+        spawning.refuse_in_daemon(stage.where)
+        self.method = method
         self.context: Any = spawning.context(method)
         policy = None if self.reads_source else stage.policy
         #: the workers report when each attempt starts and ends (a timeout and a policy)
@@ -211,7 +216,9 @@ class Supervisor(ThreadRunner):
         replaces held. `retry`, if given, stays held and is sent to the new one again."""
         ours, child_end = self.context.Pipe(duplex=True)
         parent_end(ours)
-        worker = Worker(h.index, self.payload, child_end, self.active, self.limiter)
+        worker = Worker(
+            h.index, self.payload, child_end, self.active, self.limiter, self.stage.where
+        )
         process = self.context.Process(
             target=run_worker,
             args=(worker,),
@@ -220,6 +227,12 @@ class Supervisor(ThreadRunner):
         )
         try:
             process.start()
+        except (EOFError, ConnectionError) as e:
+            if self.method != "forkserver":
+                raise
+            raise WorkerDiedError(
+                spawning.forkserver_failed(self.stage.where, h.index, e)
+            ) from None
         finally:
             child_end.close()
         with h.cond:
@@ -227,6 +240,7 @@ class Supervisor(ThreadRunner):
             h.channel = Channel(ours)
             h.generation += 1
             h.credit = 0
+            h.ready = False
             dropped = list(h.held)
             h.held.clear()
             if retry is not None:
@@ -518,6 +532,8 @@ class Supervisor(ThreadRunner):
         try:
             kind, payload = h.channel.recv()
         except ChannelClosed:
+            kind = -1  # (`_ended` outside the handler: its error is not "during" this one)
+        if kind == -1:
             self._ended(h)
             return
         self._dispatch(h, kind, payload)
@@ -544,6 +560,7 @@ class Supervisor(ThreadRunner):
                 self._deliver(h, held, out)
         elif kind == READY:
             with h.cond:
+                h.ready = True
                 h.indexed = payload
                 h.credit = self.in_flight
                 h.cond.notify()
@@ -613,6 +630,10 @@ class Supervisor(ThreadRunner):
         h.finished = True
         h.process.join(REAP_SECONDS)
         code = h.process.exitcode
+        if code == 1 and not h.ready and self.method != "fork":
+            raise WorkerDiedError(
+                spawning.main_guard_error(self.stage.where, h.index, h.process.pid, self.method)
+            )
         how = (
             f"was killed by signal {-code}"
             if code is not None and code < 0

@@ -42,6 +42,7 @@ from .channel import (
     ChannelClosed,
     close_inherited_ends,
 )
+from .spawning import unloadable
 
 #: Items a source worker reads ahead of what its supervisor has taken.
 SOURCE_READ_AHEAD = MAX_BATCH
@@ -109,8 +110,11 @@ class Worker:
         conn: Any,
         active: Any = None,
         limiter: Optional[RateLimiter] = None,
+        where: str = "pl.process",
     ) -> None:
         self.index = index
+        #: the stage's name, for errors raised before its `Job` is loaded
+        self.where = where
         self.job = job
         self.conn = conn
         self.active = active
@@ -127,7 +131,7 @@ class Worker:
         channel: Channel[Item] = Channel(self.conn)
         self.counters = Counters()
         try:
-            job = self.job if isinstance(self.job, Job) else pickle.loads(self.job)
+            job = self.job if isinstance(self.job, Job) else self._load()
             if job.source is not None:
                 self._read(job, channel)
             else:
@@ -144,6 +148,13 @@ class Worker:
                 pass
         finally:
             channel.close()
+
+    def _load(self) -> Job:
+        try:
+            job: Job = pickle.loads(self.job)
+        except Exception as e:
+            raise unloadable(self.where, e) from None
+        return job
 
     def _process(self, job: Job, channel: Channel[Item]) -> None:
         counters = self.counters

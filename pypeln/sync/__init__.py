@@ -18,7 +18,7 @@ from .._core.api import StageFunctions
 from .._core.batching import MAX_BATCH
 from .._core.element import Element, Item
 from .._core.errors import Cancelled
-from .._core.execution import Execution, StageRunner
+from .._core.execution import Execution, StageRunner, runs_stage_inline
 from .._core.inject import StageStatus, WorkerCount, WorkerInfo
 from .._core.inline import InlineWorker
 from .._core.namespace import Namespace
@@ -139,6 +139,9 @@ def _apply(stage: Stage[Any], items: Iterator[Item], stats: RunStats) -> Iterato
         yield from _counted(c, _apply_op(stage, _taking(c, items), c))
     finally:
         c.end()
+
+
+runs_stage_inline(_apply.__code__)  # a stage its own f iterates is refused
 
 
 def _taking(c: Counters, items: Iterator[Item]) -> Iterator[Item]:

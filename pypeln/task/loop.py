@@ -26,7 +26,7 @@ from typing import Any, Callable, Coroutine, Dict, Iterator, List, Optional, Set
 
 from .._core.element import Item
 from .._core.errors import Cancelled
-from .._core.execution import GRACE_SECONDS, Execution
+from .._core.execution import GRACE_SECONDS, Execution, working_for, works_for
 from .._core.ops import BATCH, FORWARD, ORDERED, UNBATCH, make_batch
 from .._core.queue import IterableQueue as ThreadQueue
 from .._core.sources import SEQUENCE_CHUNK, source_batches
@@ -175,6 +175,8 @@ class TaskRun:
         self.tasks: Set[asyncio.Task[Any]] = set()
         self.feeders: List[ThreadFeeder] = []
         self._starters: List[Callable[[], Coroutine[Any, Any, None]]] = []
+        #: the stages whose workers run on this run's loop
+        self.stages: List[Stage[Any]] = []
         self._started = 0
 
     # -- building (any thread, before `start`) --------------------------------------------
@@ -206,6 +208,8 @@ class TaskRun:
             self._starters.append(lambda: _read_on_loop(node, out))
         else:
             self._feed(lambda: source_batches(node), out, cap)
+            inside = self.execution.inside if self.execution is not None else working_for()
+            works_for(self.feeders[-1].thread, inside + (node,))
 
     def _connect_stage(self, node: Stage[Any], out: Sink) -> None:
         if self.execution is not None and node.op in (ORDERED, BATCH, UNBATCH):
@@ -236,6 +240,7 @@ class TaskRun:
                 assert isinstance(out, ThreadSink)
                 out.report = source.queue.finish  # the stage alone, upstream of `ordered`
             self._starters.append(Supervisor(self, node, inq, out).main)
+            self.stages.append(node)
 
     def _connect_foreign(self, node: Stage[Any], out: Sink) -> None:
         cap = getattr(out, "maxsize", 0)
@@ -517,6 +522,7 @@ class SegmentRunner:
 
     def connect(self, node: Any, out: ThreadQueue[Item]) -> None:
         self.run.connect(node, ThreadSink(self.loop, out))
+        works_for(self.host.thread, self.execution.inside + tuple(self.run.stages))
 
     def start(self) -> None:
         self.host.call(self.run.start)
