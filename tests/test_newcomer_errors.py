@@ -219,6 +219,9 @@ def test_same_stage_twice_is_not_reuse(name: str) -> None:
     assert sorted(a + b for a, b in zip(stage, stage)) == [0, 4, 8, 12]
     nested = backend.map(lambda x: sum(stage) + x, range(3))
     assert sorted(nested) == [12, 13, 14]
+    # a worker may run, again, a stage its own stage is built on: a separate run of it
+    downstream = backend.map(lambda x: sum(stage) + x, stage, workers=2)
+    assert sorted(downstream) == [12, 14, 16, 18]
 
 
 def run_process_stage(x: int) -> int:

@@ -34,6 +34,7 @@ MODULES = ("pypeln", *(f"pypeln.{b}" for b in BACKENDS))
 #: only (``members: false``), as their methods are internal, so only the class needs one.
 MACHINERY = {"Worker", "Supervisor", "IterableQueue"}
 
+
 def _public() -> Iterator[Tuple[str, str, Any]]:
     """(module, name, object) for every name of every public module's ``__all__``."""
     for module_name in MODULES:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from contextvars import ContextVar
 from types import CodeType, FrameType
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
@@ -399,10 +400,21 @@ def works_for(thread: threading.Thread, nodes: Tuple[Any, ...]) -> None:
     setattr(thread, _WORKS_FOR, nodes)
 
 
+#: What the current asyncio task works for: the workers of every task stage of a run share
+#: one thread (their event loop's), so each worker task says which stage it is (`task_works_for`).
+_TASK_WORKS_FOR: ContextVar[Tuple[Any, ...]] = ContextVar("pypeln_works_for", default=())
+
+
+def task_works_for(nodes: Tuple[Any, ...]) -> None:
+    """Mark the current asyncio task (and the tasks it creates) as working for `nodes`."""
+    _TASK_WORKS_FOR.set(nodes)
+
+
 def working_for() -> Tuple[Any, ...]:
-    """What the current thread works for (`works_for`); () for the consumer's threads."""
+    """What the current thread (and asyncio task) works for (`works_for`, `task_works_for`);
+    () for the consumer's own threads and tasks."""
     nodes: Tuple[Any, ...] = getattr(threading.current_thread(), _WORKS_FOR, ())
-    return nodes
+    return nodes + _TASK_WORKS_FOR.get()
 
 
 #: Code of the generators that run a stage's worker in the consumer's thread (`sync`'s),

@@ -522,7 +522,7 @@ class SegmentRunner:
 
     def connect(self, node: Any, out: ThreadQueue[Item]) -> None:
         self.run.connect(node, ThreadSink(self.loop, out))
-        works_for(self.host.thread, self.execution.inside + tuple(self.run.stages))
+        works_for(self.host.thread, self.execution.inside)  # (its tasks: `task_works_for`)
 
     def start(self) -> None:
         self.host.call(self.run.start)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from .._core.element import Item
 from .._core.examples import SUPERVISOR_ASYNC, example
+from .._core.execution import task_works_for, working_for
 from .._core.inject import Lifecycle, WorkerCount
 from .._core.ops import FLAT_MAP
 from .._core.rate import RateLimiter
@@ -66,6 +67,9 @@ class Supervisor:
         #: worker tasks running now
         self.alive = 0
         self.stats = run.row(stage, input)
+        #: what its worker tasks work for: this stage, in the runs it is nested in
+        outer = run.execution.inside if run.execution is not None else working_for()
+        self.inside = (*outer, stage)
         self.stats.alive = lambda: self.alive
         #: the first worker's counters, which the policy's outcomes count into too
         self._first: Optional[Counters] = None
@@ -77,6 +81,7 @@ class Supervisor:
     async def main(self) -> None:
         """on_start, the workers until the input ends, on_done, then end the output."""
         stage = self.stage
+        task_works_for(self.inside)  # (on_start and on_done run in this task)
         self._first = self.stats.counters()
         f = stage.f
         if stage.policy is not None and stage.op is FLAT_MAP and f is not None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, List
 
 from .._core.element import Item
 from .._core.examples import WORKER, example
+from .._core.execution import task_works_for
 from .._core.stats import Counters
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class Worker:
         clock = time.perf_counter
         take = 0
         out: List[Item] = []
+        task_works_for(sup.inside)
         sup.starting -= 1
         sup.alive += 1
         c.start()
