@@ -463,8 +463,10 @@ def test_many_pipelines_leak_nothing(no_leak: None) -> None:
 
 
 SCRIPT = """
-import multiprocessing, time
+import faulthandler, multiprocessing, signal, time
 import pypeln as pl
+
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # (the tests' stack dump on a hang)
 
 def slow(x):
     time.sleep(0.05)
@@ -505,7 +507,15 @@ def gone(pid: int) -> bool:
 def test_ctrl_c_in_the_parent(tmp_path: Any) -> None:
     proc, pids = start_script(tmp_path, stderr=subprocess.PIPE, start_new_session=True)
     os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C in a terminal: the whole group
-    _, err = proc.communicate(timeout=10)
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGUSR1)  # its threads' stacks, to stderr
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        children = [pid for pid in pids if not gone(pid)]
+        pytest.fail(f"no exit 10 s after SIGINT; workers left: {children}; stderr:\n{err}")
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err
     assert err.count("Traceback") == 1, err  # the parent's; workers stay quiet
