@@ -216,3 +216,18 @@ def test_spawned_tracebacks_show_the_script(tmp_path: Path, method: str) -> None
     # a class of the script reaches the parent as the script's own class
     assert "TYPE __main__ ScriptError True" in out
     assert "UnpicklableError" not in out
+
+
+def locks() -> Any:
+    yield 1
+    yield threading.Lock()
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_source_item_that_cannot_be_pickled() -> None:
+    # read in a process of its own (forked, or a generator could not be sent there)
+    stage = pl.process.from_iterable(locks(), use_thread=False, start_method="fork")
+    with pytest.raises(pl.UnpicklableError) as info:
+        pl.process.map(identity, stage) | list
+    assert "an item of the source of type _thread.lock" in str(info.value)
+    assert "pl.process.from_iterable" in str(info.value)

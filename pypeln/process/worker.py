@@ -235,7 +235,13 @@ class Worker:
                 batch = queue.get_batch(MAX_BATCH)
                 if batch is None:
                     break
-                channel.send(RESULT, (0.0, REAL, batch))
+                try:
+                    channel.send(RESULT, (0.0, REAL, batch))
+                except ChannelClosed:
+                    raise
+                except Exception as e:  # an item that cannot be pickled
+                    values = [value for _, value in batch]
+                    raise cannot_send(self.where, "an item of the source", values, e) from None
         finally:
             queue.close()
         if errors:
