@@ -148,6 +148,23 @@ def test_item_that_cannot_be_pickled(method: Optional[str]) -> None:
     assert isinstance(info.value, TypeError)
 
 
+def raise_local(x: int) -> int:
+    class LocalError(Exception):
+        pass
+
+    raise LocalError("from a local class", x)
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_exception_of_a_local_class_travels_by_value() -> None:
+    pytest.importorskip("cloudpickle")
+    with pytest.raises(Exception) as info:
+        pl.process.map(raise_local, [1], start_method="fork") | list
+    assert type(info.value).__name__ == "LocalError"
+    assert info.value.args == ("from a local class", 1)
+    assert isinstance(info.value.__cause__, pl.RemoteTraceback)
+
+
 # -- backends that do not pickle ----------------------------------------------------------
 
 

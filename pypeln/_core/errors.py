@@ -179,13 +179,20 @@ class Failure:
         #: the stage the exception was raised in, for `UnpicklableError`
         self.where = where
 
-    def __getstate__(self) -> tuple[Optional[BaseException], str]:
+    def __getstate__(self) -> tuple[bytes, str]:
+        exc, tb = self.sendable()
+        # pickled here, with `dumps`: the transport's own pickle may pickle less
+        return (self.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL), tb)
+
+    def sendable(self) -> tuple[BaseException, str]:
+        """The exception to send and its traceback: the exception itself if it survives a
+        pickle round trip (only its type, args and attributes travel: tracebacks and
+        causes do not pickle), else it `rebuilt`, else an `UnpicklableError`."""
         exc = self.exc
-        # Only the type, args and attributes travel: tracebacks and causes do not pickle.
+        assert exc is not None
         reason = why_unpicklable(exc, self.dumps, self.loads)
         if reason is None:
             return (exc, self.tb)
-        assert exc is not None
         rebuilt, dropped = self.rebuilt(exc)
         if rebuilt is not None:
             note = f"\n(pypeln: sent without its attribute(s) {', '.join(dropped)}: {reason})\n"
@@ -216,8 +223,10 @@ class Failure:
             return None, dropped
         return (copy if same else None), dropped
 
-    def __setstate__(self, state: tuple[Optional[BaseException], str]) -> None:
-        self.exc, self.tb = state
+    def __setstate__(self, state: tuple[bytes, str]) -> None:
+        data, self.tb = state
+        self.exc = self.loads(data)
+        self.where = ""
 
     def exception(self) -> BaseException:
         exc = self.exc

@@ -9,6 +9,7 @@ closures just work). Under ``spawn`` and ``forkserver`` they are pickled once pe
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import io
 import multiprocessing
 import pickle
@@ -94,6 +95,20 @@ def _pickler() -> Tuple[Callable[..., bytes], str]:
     except ImportError:
         return pickle.dumps, "pickle"
     return _dumps, "cloudpickle"
+
+
+def by_value_if_needed(obj: Any, protocol: Optional[int] = None, **_: Any) -> bytes:
+    """`pickle`, which sends classes and functions by name (a class of the main script
+    stays the script's own), else cloudpickle if installed, which sends by value what has
+    no name to be found by (a class defined inside a function)."""
+    try:
+        return pickle.dumps(obj, protocol=protocol)
+    except Exception:
+        if importlib.util.find_spec("cloudpickle") is None:
+            raise
+    cloudpickle: Any = importlib.import_module("cloudpickle")
+    data: bytes = cloudpickle.dumps(obj, protocol=protocol)
+    return data
 
 
 def _dumps(obj: Any, protocol: Optional[int] = None) -> bytes:

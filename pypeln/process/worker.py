@@ -42,7 +42,7 @@ from .channel import (
     ChannelClosed,
     close_inherited_ends,
 )
-from .spawning import unloadable
+from .spawning import by_value_if_needed, unloadable
 
 #: Items a source worker reads ahead of what its supervisor has taken.
 SOURCE_READ_AHEAD = MAX_BATCH
@@ -90,6 +90,14 @@ class ActiveWorkers:
 
     def value(self) -> int:
         return sum(self.flags) if self.flags is not None else 0
+
+
+class ProcessFailure(Failure):
+    """A `Failure` sent as a worker process can: an exception whose class has no name to be
+    found by travels by value when cloudpickle is installed."""
+
+    __slots__ = ()
+    dumps = staticmethod(by_value_if_needed)
 
 
 @example(WORKER, "pl.process")
@@ -144,7 +152,7 @@ class Worker:
                 counts = take_counts(self.counters) if self.counters is not None else None
                 if counts is not None:  # e.g. the retries before a final failure
                     channel.send(COUNTS, counts)
-                channel.send(FAILED, Failure(e, self.where))
+                channel.send(FAILED, ProcessFailure(e, self.where))
             except BaseException:
                 pass
         finally:
