@@ -135,6 +135,7 @@ def test_result_that_cannot_be_pickled(method: Optional[str]) -> None:
     assert "a result of type _thread.lock" in message
     assert "cannot pickle" in message
     assert info.value.type_name == "_thread.lock"
+    assert message.endswith("concepts/errors/#what-cannot-be-pickled")
 
 
 @pytest.mark.parametrize("method", START_METHODS)

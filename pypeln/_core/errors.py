@@ -6,6 +6,8 @@ import pickle
 import traceback
 from typing import Any, Optional
 
+from .docs import see
+
 
 class Cancelled(BaseException):
     """Internal: raised inside a run that is being torn down (error, early exit, Ctrl-C)."""
@@ -104,9 +106,20 @@ class UnpicklableError(TypeError, PypelnError):
     """
 
     def __init__(self, where: str, what: str, type_name: str, reason: str) -> None:
+        if what == "an exception":
+            fix = (
+                "give it attributes that can be pickled, and an __init__ that takes back "
+                "its own args"
+            )
+        else:
+            fix = (
+                "use values that can be pickled (no locks, open files or connections), "
+                "or a thread stage"
+            )
         super().__init__(
             f"{where}: {what} of type {type_name} cannot be pickled to cross between "
-            f"processes ({reason})"
+            f"processes ({reason}). To fix it, {fix}. "
+            f"{see('concepts/errors', 'what-cannot-be-pickled')}"
         )
         #: the stage, as in ``pl.process.map(f)``
         self.where = where
