@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._core.element import Element
-from ._core.errors import RemoteTraceback, WorkerDiedError
+from ._core.errors import PypelnError, RemoteTraceback, UnpicklableError, WorkerDiedError
 from ._core.policy import ItemTimeoutError
 from ._core.report import Report
 from ._core.stage import Partial, PipelineIterator, Stage, set_async_consumer_loader
@@ -57,7 +57,9 @@ __all__ = [
     "Stage",
     "BaseStage",
     "Partial",
+    "PypelnError",
     "RemoteTraceback",
+    "UnpicklableError",
     "WorkerDiedError",
     "ItemTimeoutError",
     "PipelineIterator",

@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional, Tuple, Type, Union
 from typing_extensions import Literal
 
 from . import checks
+from .errors import PypelnError
 from .stats import Counters
 
 #: ``on_error=``: "raise", "skip", or a handler ``(exception, value) -> replacement``
@@ -173,7 +174,7 @@ def timed_out(
     return fallback(op_name, policy.on_error(error, value))
 
 
-class ItemTimeoutError(TimeoutError):
+class ItemTimeoutError(TimeoutError, PypelnError):
     """What `retry_on` and an `on_error` handler see for an item that overran `timeout`.
 
     >>> import time, pypeln as pl

@@ -8,9 +8,13 @@ closures just work). Under ``spawn`` and ``forkserver`` they are pickled once pe
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import io
 import multiprocessing
 import pickle
 import sys
+import types
 from multiprocessing.context import BaseContext
 from typing import Any, Callable, Optional, Tuple
 
@@ -84,12 +88,80 @@ def context(method: str) -> BaseContext:
 
 
 def _pickler() -> Tuple[Callable[..., bytes], str]:
-    """cloudpickle's dumps if it can be imported, else pickle's; and the module's name."""
+    """cloudpickle's dumps (functions of the main script by reference first) if it can be
+    imported, else pickle's; and the module's name."""
     try:
-        import cloudpickle  # type: ignore[import-untyped]
+        import cloudpickle  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         return pickle.dumps, "pickle"
-    return cloudpickle.dumps, "cloudpickle"
+    return _dumps, "cloudpickle"
+
+
+def by_value_if_needed(obj: Any, protocol: Optional[int] = None, **_: Any) -> bytes:
+    """`pickle`, which sends classes and functions by name (a class of the main script
+    stays the script's own), else cloudpickle if installed, which sends by value what has
+    no name to be found by (a class defined inside a function)."""
+    try:
+        return pickle.dumps(obj, protocol=protocol)
+    except Exception:
+        if importlib.util.find_spec("cloudpickle") is None:
+            raise
+    cloudpickle: Any = importlib.import_module("cloudpickle")
+    data: bytes = cloudpickle.dumps(obj, protocol=protocol)
+    return data
+
+
+def _dumps(obj: Any, protocol: Optional[int] = None) -> bytes:
+    """cloudpickle, except for the functions of the main script (`_main_function_reduce`)."""
+    cloudpickle: Any = importlib.import_module("cloudpickle")
+
+    class MainFirst(cloudpickle.Pickler):  # type: ignore[misc]
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, types.FunctionType) and obj.__module__ == "__main__":
+                return _main_function_reduce(obj)
+            return super().reducer_override(obj)
+
+    buffer = io.BytesIO()
+    MainFirst(buffer, protocol=protocol).dump(obj)
+    return buffer.getvalue()
+
+
+def _main_function_reduce(f: types.FunctionType) -> Any:
+    """A function of the main script travels by name, as `pickle` sends it, so that a
+    worker runs the one its own import of the script defines (its traceback shows the
+    script's file and lines, and the classes it raises are the script's own); and by value
+    too, for when the worker's import does not define it (a lambda, a function defined
+    under ``if __name__ == "__main__":``). Its code keeps its file name either way, which
+    cloudpickle alone replaces with ``<dynamic-code>``."""
+    cloudpickle: Any = importlib.import_module("cloudpickle")
+
+    code = f.__code__
+    return (
+        _main_function,
+        (f.__qualname__, code.co_filename, code.co_firstlineno, cloudpickle.dumps(f)),
+    )
+
+
+def _main_function(qualname: str, filename: str, line: int, by_value: bytes) -> Any:
+    """In a worker process: the main script's function `qualname` (see
+    `_main_function_reduce`)."""
+    found: Any = sys.modules.get("__main__")
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    code = getattr(found, "__code__", None)
+    if code is not None and code.co_filename == filename and code.co_firstlineno == line:
+        return found
+    f = pickle.loads(by_value)
+    if isinstance(f, types.FunctionType):
+        f.__code__ = _with_filename(f.__code__, filename)
+    return f
+
+
+def _with_filename(code: types.CodeType, filename: str) -> types.CodeType:
+    consts = tuple(
+        _with_filename(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def _describe(value: Any) -> str:

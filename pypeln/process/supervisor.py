@@ -24,7 +24,7 @@ from typing import Any, Deque, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.budget import Budget, take_within
 from .._core.element import Item
-from .._core.errors import Cancelled, WorkerDiedError
+from .._core.errors import Cancelled, WorkerDiedError, cannot_send, stage_label
 from .._core.examples import SUPERVISOR, example
 from .._core.execution import Execution, ThreadRunner
 from .._core.ops import fallback_outputs
@@ -436,6 +436,11 @@ class Supervisor(ThreadRunner):
                     if generation != h.generation:
                         continue  # the worker was replaced; its item is dropped
                     return  # it died: `_collect` reports it
+                except Exception as e:  # an item that cannot be pickled
+                    values = [v for _, v in payload] if indexed else payload
+                    raise cannot_send(
+                        stage_label(self.stage.where, self.stage.f), "an item", values, e
+                    ) from None
         except Cancelled:
             pass
         except BaseException as e:  # e.g. an item that cannot be pickled

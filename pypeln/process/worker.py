@@ -19,7 +19,7 @@ from typing import Any, Callable, List, NamedTuple, Optional, Sequence
 
 from .._core.batching import MAX_BATCH
 from .._core.element import Item
-from .._core.errors import Cancelled, Failure
+from .._core.errors import Cancelled, Failure, cannot_send, stage_label
 from .._core.examples import WORKER, example
 from .._core.inject import Lifecycle
 from .._core.ops import Operator
@@ -42,7 +42,7 @@ from .channel import (
     ChannelClosed,
     close_inherited_ends,
 )
-from .spawning import unloadable
+from .spawning import by_value_if_needed, unloadable
 
 #: Items a source worker reads ahead of what its supervisor has taken.
 SOURCE_READ_AHEAD = MAX_BATCH
@@ -92,6 +92,14 @@ class ActiveWorkers:
         return sum(self.flags) if self.flags is not None else 0
 
 
+class ProcessFailure(Failure):
+    """A `Failure` sent as a worker process can: an exception whose class has no name to be
+    found by travels by value when cloudpickle is installed."""
+
+    __slots__ = ()
+    dumps = staticmethod(by_value_if_needed)
+
+
 @example(WORKER, "pl.process")
 class Worker:
     """One worker process: built in the parent, `run` in the child.
@@ -132,6 +140,7 @@ class Worker:
         self.counters = Counters()
         try:
             job = self.job if isinstance(self.job, Job) else self._load()
+            self.where = stage_label(job.where, job.f)
             if job.source is not None:
                 self._read(job, channel)
             else:
@@ -143,7 +152,7 @@ class Worker:
                 counts = take_counts(self.counters) if self.counters is not None else None
                 if counts is not None:  # e.g. the retries before a final failure
                     channel.send(COUNTS, counts)
-                channel.send(FAILED, Failure(e))
+                channel.send(FAILED, ProcessFailure(e, self.where))
             except BaseException:
                 pass
         finally:
@@ -188,17 +197,25 @@ class Worker:
                 continue
             start = clock()
             if indexed:
-                result: Any = (REAL, list(stream(f, batch, True)))
+                outputs: List[Any] = list(stream(f, batch, True))
+                result: Any = (REAL, outputs)
             else:
-                result = encode_results(list(stream(f, local_items(batch), False)), len(batch))
+                outputs = list(stream(f, local_items(batch), False))
+                result = encode_results(outputs, len(batch))
             seconds = clock() - start
             if watch is not None:
                 watch.first = 0
             counts = take_counts(counters) if guarded else None
-            if counts is None:
-                send(RESULT, (seconds, *result))
-            else:
-                send(RESULT, (seconds, *result, counts))
+            try:
+                if counts is None:
+                    send(RESULT, (seconds, *result))
+                else:
+                    send(RESULT, (seconds, *result, counts))
+            except ChannelClosed:
+                raise
+            except Exception as e:  # a result that cannot be pickled
+                values = [value for _, value in outputs]
+                raise cannot_send(self.where, "a result", values, e) from None
         if self.active is not None:
             self.active[self.index] = 0
         life.done(ActiveWorkers(self.active))
@@ -226,7 +243,13 @@ class Worker:
                 batch = queue.get_batch(MAX_BATCH)
                 if batch is None:
                     break
-                channel.send(RESULT, (0.0, REAL, batch))
+                try:
+                    channel.send(RESULT, (0.0, REAL, batch))
+                except ChannelClosed:
+                    raise
+                except Exception as e:  # an item that cannot be pickled
+                    values = [value for _, value in batch]
+                    raise cannot_send(self.where, "an item of the source", values, e) from None
         finally:
             queue.close()
         if errors:

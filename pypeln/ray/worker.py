@@ -14,7 +14,7 @@ import importlib
 import time
 from typing import Any, List, Optional, Tuple
 
-from .._core.errors import Failure
+from .._core.errors import Failure, stage_label
 from .._core.examples import WORKER, example
 from .._core.inline import InlineWorker
 from .._core.rate import RateLimiter
@@ -77,7 +77,7 @@ class Worker:
             self.inline = InlineWorker(stage, self.counters, self.index, limiter)
             return True, self.inline.start()
         except BaseException as e:
-            return False, RayFailure(e)
+            return False, RayFailure(e, stage_label(self.stage.where, self.stage.f))
 
     def run(self, batch: List[Any]) -> Answer:
         """Apply the stage's operator to a batch (values, or items when indexed):
@@ -93,7 +93,7 @@ class Worker:
             seconds = time.perf_counter() - start
             return True, (seconds, *result, take_counts(self.counters))
         except BaseException as e:
-            return False, RayFailure(e)
+            return False, RayFailure(e, stage_label(self.stage.where, self.stage.f))
 
     def finish(self, remaining: int) -> Answer:
         """Run `on_done`; `remaining`: the stage's workers not finished yet."""
@@ -103,7 +103,7 @@ class Worker:
                 inline.done(Remaining(remaining))
             return True, None
         except BaseException as e:
-            return False, RayFailure(e)
+            return False, RayFailure(e, stage_label(self.stage.where, self.stage.f))
         finally:
             if inline is not None:
                 inline.close()

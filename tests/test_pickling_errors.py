@@ -1,0 +1,251 @@
+"""Values that cannot be pickled (a worker's exception, a result, an item) are reported as
+`pl.UnpicklableError`, naming the stage, the type and the reason; a worker's exception keeps
+its own type whenever it can be pickled or rebuilt; tracebacks from spawned workers show the
+user's file and lines."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+import pypeln as pl
+from pypeln._core.errors import Failure
+
+pytestmark = pytest.mark.timeout(60)
+
+#: None: the default start method
+START_METHODS = [None] + [m for m in ("spawn",) if m in multiprocessing.get_all_start_methods()]
+REIMPORTING = [m for m in ("spawn", "forkserver") if m in multiprocessing.get_all_start_methods()]
+
+
+class Rebuildable(Exception):
+    """Its args rebuild it; one attribute (a lock) cannot be pickled."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+        self.code = 7
+
+
+class BadError(Exception):
+    """Its ``__init__`` does not take back its own args, and it holds a lock."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"code={code}")
+        self.lock = threading.Lock()
+
+
+def raise_rebuildable(x: int) -> int:
+    raise Rebuildable(f"failed on {x}")
+
+
+def raise_bad(x: int) -> int:
+    raise BadError(42)
+
+
+def return_lock(x: int) -> Any:
+    return threading.Lock()
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+# -- the types ----------------------------------------------------------------------------
+
+
+def test_every_library_error_is_a_pypeln_error() -> None:
+    assert issubclass(pl.WorkerDiedError, pl.PypelnError)
+    assert issubclass(pl.WorkerDiedError, RuntimeError)
+    assert issubclass(pl.ItemTimeoutError, pl.PypelnError)
+    assert issubclass(pl.ItemTimeoutError, TimeoutError)
+    assert issubclass(pl.RemoteTraceback, pl.PypelnError)
+    assert issubclass(pl.UnpicklableError, pl.PypelnError)
+    assert issubclass(pl.UnpicklableError, TypeError)
+    assert "PypelnError" in pl.__all__ and "UnpicklableError" in pl.__all__
+
+
+def test_unpicklable_error_pickles() -> None:
+    e = pl.UnpicklableError("pl.process.map(f)", "a result", "_thread.lock", "TypeError: no")
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is pl.UnpicklableError
+    assert str(back) == str(e)
+    assert (back.where, back.what, back.type_name, back.reason) == (
+        "pl.process.map(f)",
+        "a result",
+        "_thread.lock",
+        "TypeError: no",
+    )
+
+
+def test_an_exception_whose_class_cannot_be_pickled() -> None:
+    class Local(Exception):
+        pass
+
+    failure = Failure(Local("x"), "pl.process.map(f)")
+    back = pickle.loads(pickle.dumps(failure)).exception()
+    assert type(back) is pl.UnpicklableError
+    assert "pl.process.map(f)" in str(back) and "Local" in str(back)
+    assert isinstance(back.__cause__, pl.RemoteTraceback)
+    assert "Local: x" in str(back.__cause__)
+
+
+# -- pl.process ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_exception_rebuilt_without_its_unpicklable_attribute(method: Optional[str]) -> None:
+    with pytest.raises(Rebuildable, match="failed on 1") as info:
+        pl.process.map(raise_rebuildable, [1], start_method=method) | list
+    assert info.value.code == 7
+    # (the lock was left out: the one it has is the one its ``__init__`` made again)
+    cause = info.value.__cause__
+    assert isinstance(cause, pl.RemoteTraceback)
+    assert "lock" in str(cause)  # the traceback says what was left out
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_exception_that_cannot_be_rebuilt(method: Optional[str]) -> None:
+    with pytest.raises(pl.UnpicklableError) as info:
+        pl.process.map(raise_bad, [1], start_method=method) | list
+    e = info.value
+    message = str(e)
+    assert "pl.process.map(raise_bad)" in message
+    assert "an exception" in message and "BadError" in message
+    assert "cannot pickle" in message  # the reason
+    assert e.type_name.endswith("BadError")
+    assert isinstance(e.__cause__, pl.RemoteTraceback)
+    assert "BadError: code=42" in str(e.__cause__)
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_result_that_cannot_be_pickled(method: Optional[str]) -> None:
+    with pytest.raises(pl.UnpicklableError) as info:
+        pl.process.map(return_lock, [1, 2], start_method=method) | list
+    message = str(info.value)
+    assert "pl.process.map(return_lock)" in message
+    assert "a result of type _thread.lock" in message
+    assert "cannot pickle" in message
+    assert info.value.type_name == "_thread.lock"
+    assert message.endswith("concepts/errors/#what-cannot-be-pickled")
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_item_that_cannot_be_pickled(method: Optional[str]) -> None:
+    items = [1, threading.Lock(), 3]
+    with pytest.raises(pl.UnpicklableError) as info:
+        pl.process.map(identity, items, start_method=method) | list
+    message = str(info.value)
+    assert "pl.process.map(identity)" in message
+    assert "an item of type _thread.lock" in message
+    assert isinstance(info.value, TypeError)
+
+
+def raise_local(x: int) -> int:
+    class LocalError(Exception):
+        pass
+
+    raise LocalError("from a local class", x)
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_exception_of_a_local_class_travels_by_value() -> None:
+    pytest.importorskip("cloudpickle")
+    with pytest.raises(Exception) as info:
+        pl.process.map(raise_local, [1], start_method="fork") | list
+    assert type(info.value).__name__ == "LocalError"
+    assert info.value.args == ("from a local class", 1)
+    assert isinstance(info.value.__cause__, pl.RemoteTraceback)
+
+
+# -- backends that do not pickle ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sync", "thread", "task"])
+def test_backends_without_pickling_keep_the_exception_itself(backend: str) -> None:
+    module = getattr(pl, backend)
+    with pytest.raises(BadError) as info:
+        module.map(raise_bad, [1]) | list
+    assert isinstance(info.value.lock, type(threading.Lock()))
+
+
+@pytest.mark.parametrize("backend", ["sync", "thread", "task"])
+def test_backends_without_pickling_pass_any_result(backend: str) -> None:
+    module = getattr(pl, backend)
+    assert len(module.map(return_lock, [1, 2]) | list) == 2
+
+
+# -- tracebacks of spawned workers --------------------------------------------------------
+
+SCRIPT = """
+import sys
+import pypeln as pl
+
+def top_level(x):
+    raise ValueError("top level failed")  # marker-top
+
+class ScriptError(Exception):
+    pass
+
+def raises_own(x):
+    raise ScriptError("own class")
+
+if __name__ == "__main__":
+    def in_guard(x):
+        raise KeyError("in guard")  # marker-guard
+
+    pl.process.set_start_method(sys.argv[1])
+    for f in (top_level, lambda x: 1 / 0, in_guard, raises_own):
+        try:
+            pl.process.map(f, [1]) | list
+        except Exception as e:
+            print("TYPE", type(e).__module__, type(e).__name__, e is not None)
+            print(e.__cause__)
+"""
+
+
+@pytest.mark.parametrize("method", REIMPORTING)
+def test_spawned_tracebacks_show_the_script(tmp_path: Path, method: str) -> None:
+    pytest.importorskip("cloudpickle")
+    script = tmp_path / "user_script.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    done = subprocess.run(
+        [sys.executable, str(script), method],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    out = done.stdout
+    assert done.returncode == 0, done.stderr
+    assert "<dynamic-code>" not in out
+    assert out.count(str(script)) >= 4, out
+    assert 'raise ValueError("top level failed")  # marker-top' in out
+    assert "lambda x: 1 / 0" in out
+    assert 'raise KeyError("in guard")  # marker-guard' in out
+    # a class of the script reaches the parent as the script's own class
+    assert "TYPE __main__ ScriptError True" in out
+    assert "UnpicklableError" not in out
+
+
+def locks() -> Any:
+    yield 1
+    yield threading.Lock()
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
+def test_source_item_that_cannot_be_pickled() -> None:
+    # read in a process of its own (forked, or a generator could not be sent there)
+    stage = pl.process.from_iterable(locks(), use_thread=False, start_method="fork")
+    with pytest.raises(pl.UnpicklableError) as info:
+        pl.process.map(identity, stage) | list
+    assert "an item of the source of type _thread.lock" in str(info.value)
+    assert "pl.process.from_iterable" in str(info.value)
