@@ -39,6 +39,12 @@ from .supervisor import Supervisor
 #: Items read from a sync source on the loop between two yields to other tasks.
 LOOP_READ_CHUNK = SEQUENCE_CHUNK
 
+#: How far a feeder thread may read ahead of a stage whose input is unbounded: at most
+#: this many items in the channel, and none taken from it while this many wait in the
+#: stage's input. A thread reads a plain iterator much faster than the loop moves its
+#: items through stages; without a bound it would fill memory on an endless source.
+FEED_AHEAD = SEQUENCE_CHUNK
+
 OpenBatches = Callable[[], Iterator[List[Item]]]
 
 
@@ -259,10 +265,11 @@ class TaskRun:
         cap: int,
         on_cancel: Optional[Callable[[], None]] = None,
     ) -> None:
-        feeder = ThreadFeeder(self, open_batches, cap, on_cancel)
+        ahead = FEED_AHEAD if isinstance(out, IterableQueue) and not out.maxsize else 0
+        feeder = ThreadFeeder(self, open_batches, cap or ahead, on_cancel)
         self.feeders.append(feeder)
         out.add_producers(1)
-        self._starters.append(lambda: drain_channel(feeder.channel, out))
+        self._starters.append(lambda: drain_channel(feeder.channel, out, ahead))
 
     # -- running (on the loop) -----------------------------------------------------------
 

@@ -122,6 +122,11 @@ class IterableQueue(Generic[T]):
         if self._closed:
             raise Cancelled()
 
+    async def wait_below(self, n: int) -> None:
+        """Wait until fewer than `n` items wait in it (or it is closed)."""
+        while len(self._items) >= n and not self._closed:
+            await self._wait(self._putters)
+
     async def put(self, item: T) -> None:
         if self.maxsize and len(self._items) >= self.maxsize:
             await self.wait_room()
@@ -435,15 +440,27 @@ class Channel:
                 self._room.notify_all()
 
 
-async def drain_channel(channel: Channel, sink: Sink) -> None:
-    """Move everything a thread hands over through `channel` into `sink`."""
+async def drain_channel(channel: Channel, sink: Sink, ahead: int = 0) -> None:
+    """Move everything a thread hands over through `channel` into `sink`.
+
+    It gives the loop back after each hand-over, even when more is pending and `sink`
+    had room: a thread that reads faster than the loop moves items (an endless source)
+    would otherwise keep this task running forever, and the stages it feeds would never
+    run while their input grows without end. ``ahead`` (an unbounded loop-side `sink`):
+    take nothing more while that many items wait in it, so that the thread, held by the
+    channel's own cap, reads no further ahead of the stage than the two bounds.
+    """
     while True:
+        if ahead:
+            assert isinstance(sink, IterableQueue)
+            await sink.wait_below(ahead)
         batches = await channel.get()
         if batches is None:
             break
-        for batch in batches:
-            await sink.put_many(batch)
-            channel.release(len(batch))
+        items = batches[0] if len(batches) == 1 else [x for batch in batches for x in batch]
+        await sink.put_many(items)
+        channel.release(len(items))
+        await asyncio.sleep(0)
     sink.done()
 
 
