@@ -18,7 +18,7 @@ from .._core.api import StageFunctions
 from .._core.batching import MAX_BATCH
 from .._core.element import Element, Item
 from .._core.errors import Cancelled
-from .._core.execution import Execution, StageRunner, runs_stage_inline
+from .._core.execution import Execution, ModuleBackend, StageRunner, runs_stage_inline
 from .._core.inject import StageStatus, WorkerCount, WorkerInfo
 from .._core.inline import InlineWorker
 from .._core.namespace import Namespace
@@ -253,7 +253,7 @@ class SyncRunner(StageRunner):
             worker.close()
 
 
-class SyncBackend:
+class SyncBackend(ModuleBackend):
     name = "sync"
     reports_progress = True
 
