@@ -629,7 +629,11 @@ class StageFunctions:
         return Stage(self.backend, UNBATCH, (stage,), maxsize=maxsize, where=where)
 
     def concat(self, stages: List[Source[A]], maxsize: int = 0) -> Stage[A]:
-        """Merge the items of several stages or iterables (in no particular order).
+        """Merge the items of several stages or iterables.
+
+        The concurrent backends pass items on as they come (in no particular order);
+        `pl.sync` takes one item from each input in turn, leaving out the finished ones
+        (``pl.sync.concat([[1, 2, 3], [4, 5, 6, 7]])`` gives 1, 4, 2, 5, 3, 6, 7).
 
         >>> import pypeln as pl
         >>> sorted({pl}.concat([range(2), {pl}.map(lambda x: x * 10, range(1, 3))]))

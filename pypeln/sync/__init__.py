@@ -45,7 +45,7 @@ def _items(node: Any, stats: RunStats) -> Generator[Item, None, None]:
     if node.op is ORDERED:
         upstream = _sorted_items(node.deps[0], node.options.get("window", 0), stats)
     else:
-        upstream = _chain(node.deps, stats)
+        upstream = _alternating(node.deps, stats)
     try:
         yield from _apply(node, upstream, stats)
     finally:
@@ -62,13 +62,35 @@ def _foreign(node: Stage[Any], stats: RunStats) -> Generator[Item, None, None]:
         batches.close()
 
 
-def _chain(deps: Any, stats: RunStats) -> Generator[Item, None, None]:
-    for dep in deps:
-        items = _items(dep, stats)
-        try:
-            yield from items
-        finally:
+def _alternating(deps: Any, stats: RunStats) -> Generator[Item, None, None]:
+    """The items of `deps` taken in turn, one from each input still going (as 0.4.9's
+    `concat`); an input is started when its first item is asked for."""
+    if len(deps) == 1:  # the common case, without the turn taking
+        yield from _closing(_items(deps[0], stats))
+        return
+    waiting = [_items(dep, stats) for dep in deps]  # generators: nothing runs yet
+    try:
+        while waiting:
+            going = []
+            for items in waiting:
+                item = next(items, _DONE)
+                if item is not _DONE:
+                    going.append(items)
+                    yield item
+            waiting = going
+    finally:
+        for items in waiting:
             items.close()
+
+
+_DONE: Any = object()
+
+
+def _closing(items: Generator[Item, None, None]) -> Generator[Item, None, None]:
+    try:
+        yield from items
+    finally:
+        items.close()
 
 
 def _sorted_items(node: Any, window: int, stats: RunStats) -> Generator[Item, None, None]:
