@@ -6,6 +6,7 @@ Each backend module does ``_fns = StageFunctions(backend)`` and exports its boun
 
 from __future__ import annotations
 
+import functools
 import types
 from typing import (
     Any,
@@ -59,6 +60,23 @@ _PUBLIC = (
 )
 
 
+def _checking_arguments(function: Callable[..., Any], prefix: str) -> Callable[..., Any]:
+    """`function`, whose wrong calls (an unknown keyword, a missing or extra argument)
+    raise in the ``"pl.<backend>.<name>: ..."`` form of every other bad argument."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except TypeError:
+            # the call itself may be wrong: then say so the usual way (a TypeError from
+            # inside, a call that binds, is passed on as it is)
+            checks.arguments(f"{prefix}.{function.__name__}", function, args, kwargs)
+            raise
+
+    return call
+
+
 class StageFunctions:
     """The contract's stage functions for one backend."""
 
@@ -80,7 +98,7 @@ class StageFunctions:
             copy.__qualname__ = name
             copy.__module__ = f"pypeln.{backend.name}"
             copy.__annotations__ = method.__annotations__
-            setattr(self, name, types.MethodType(copy, self))
+            setattr(self, name, types.MethodType(_checking_arguments(copy, prefix), self))
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -134,7 +152,7 @@ class StageFunctions:
         A backend with options of its own (`process`: ``start_method``) overrides this.
         """
         if options:
-            raise TypeError(f"{where}: unexpected keyword argument(s): {', '.join(options)}")
+            raise checks.unexpected(where, options)
         return {}
 
     # -- per-item operators --------------------------------------------------------------
@@ -629,7 +647,11 @@ class StageFunctions:
         return Stage(self.backend, UNBATCH, (stage,), maxsize=maxsize, where=where)
 
     def concat(self, stages: List[Source[A]], maxsize: int = 0) -> Stage[A]:
-        """Merge the items of several stages or iterables (in no particular order).
+        """Merge the items of several stages or iterables.
+
+        The concurrent backends pass items on as they come (in no particular order);
+        `pl.sync` takes one item from each input in turn, leaving out the finished ones
+        (``pl.sync.concat([[1, 2, 3], [4, 5, 6, 7]])`` gives 1, 4, 2, 5, 3, 6, 7).
 
         >>> import pypeln as pl
         >>> sorted({pl}.concat([range(2), {pl}.map(lambda x: x * 10, range(1, 3))]))

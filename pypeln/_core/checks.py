@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import inspect
+from typing import Any, Callable, Iterable, Optional
 
 from .docs import see
 
@@ -10,6 +11,37 @@ from .docs import see
 def _fail(kind: type[Exception], where: str, message: str, hint: str = "") -> Exception:
     """``kind("where: message" + hint)``; `hint` adds what the value is for, or a link."""
     return kind(f"{where}: {message}{hint}")
+
+
+def unexpected(where: str, names: Iterable[str]) -> TypeError:
+    """The error for keyword arguments a function does not take."""
+    return TypeError(f"{where}: unexpected keyword argument(s): {', '.join(names)}")
+
+
+def arguments(where: str, function: Callable[..., Any], args: Any, kwargs: Any) -> None:
+    """Raise what is wrong with calling `function(*args, **kwargs)` (an unknown keyword, a
+    missing or extra argument) in the ``"where: ..."`` form of every other bad argument."""
+    signature = inspect.signature(function)
+    params = signature.parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        positional_only = inspect.Parameter.POSITIONAL_ONLY
+        names = [k for k in kwargs if k not in params or params[k].kind is positional_only]
+        if names:
+            raise unexpected(where, names) from None
+    positional = [
+        p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(args) > len(positional) and not any(p.kind is p.VAR_POSITIONAL for p in params.values()):
+        extra = ", ".join(repr(a) for a in args[len(positional) :])
+        takes = len(positional) - 1  # not counting self
+        raise TypeError(
+            f"{where}: takes at most {takes} positional arguments, got {len(args) - 1} "
+            f"(the extra ones: {extra})"
+        ) from None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"{where}: {e}") from None
 
 
 def callable_(where: str, name: str, value: Any, optional: bool = False) -> None:

@@ -261,7 +261,18 @@ class Execution:
             yield batch
 
 
-class ExecutionBackend:
+class ModuleBackend:
+    """Base of every backend: the one instance is its module's ``BACKEND``.
+
+    Copies of a stage (pickle, `copy.copy`, `copy.deepcopy`) keep that very instance, so
+    that a copied stage is still taken for one of its backend's own.
+    """
+
+    def __reduce__(self) -> str:
+        return "BACKEND"  # the module-level name, looked up in the class's module
+
+
+class ExecutionBackend(ModuleBackend):
     """Base of the backends whose runs are `Execution`s: a subclass adds its ``runner``."""
 
     name = ""

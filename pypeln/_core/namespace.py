@@ -5,6 +5,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from typing_extensions import Protocol
+
+
+class Lock(Protocol):
+    def acquire(self) -> Any: ...
+
+    def release(self) -> None: ...
+
 
 class Namespace:
     """Attributes shared by the workers of a pipeline (threads, tasks or generators).
@@ -19,12 +27,16 @@ class Namespace:
     10
     """
 
-    _lock: threading.RLock
+    _lock: Lock
 
     def __init__(self, **attrs: Any) -> None:
-        object.__setattr__(self, "_lock", threading.RLock())  # bypasses user attribute handling
+        object.__setattr__(self, "_lock", self._new_lock())  # bypasses user attribute handling
         for key, value in attrs.items():
             setattr(self, key, value)
+
+    def _new_lock(self) -> Lock:
+        """The lock ``with ns:`` holds: re-entrant, for the thread that holds it."""
+        return threading.RLock()
 
     def __enter__(self) -> Namespace:
         self._lock.acquire()

@@ -42,6 +42,10 @@ class Operator:
     def __repr__(self) -> str:
         return self.name
 
+    def __reduce__(self) -> str:
+        # one instance each (`MAP`, ...), compared by identity: copies of a stage keep it
+        return self.name.upper()
+
 
 async def _call_async(f: Callable[..., Any], item: Item, indexed: bool) -> Any:
     result = f(item[1], item[0]) if indexed else f(item[1])

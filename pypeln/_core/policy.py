@@ -55,6 +55,9 @@ class Skipped:
     def __repr__(self) -> str:
         return "SKIPPED"
 
+    def __reduce__(self) -> str:
+        return "SKIPPED"  # compared by identity, also after a trip through pickle
+
 
 SKIPPED = Skipped()
 

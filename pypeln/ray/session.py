@@ -14,6 +14,8 @@ import threading
 from types import ModuleType
 from typing import Any, Dict, Mapping
 
+from .._core import checks
+
 _lock = threading.Lock()
 
 #: The resource requests a stage takes as keyword arguments, besides ``ray_options``.
@@ -52,7 +54,7 @@ def check_options(where: str, options: Dict[str, Any]) -> Dict[str, Any]:
     created with (`ActorClass.options`)."""
     unknown = [k for k in options if k not in RESOURCE_OPTIONS and k != "ray_options"]
     if unknown:
-        raise TypeError(f"{where}: unexpected keyword argument(s): {', '.join(unknown)}")
+        raise checks.unexpected(where, unknown)
     actor: Dict[str, Any] = {}
     extra = options.get("ray_options")
     if extra is not None:

@@ -18,7 +18,7 @@ from .._core.api import StageFunctions
 from .._core.batching import MAX_BATCH
 from .._core.element import Element, Item
 from .._core.errors import Cancelled
-from .._core.execution import Execution, StageRunner, runs_stage_inline
+from .._core.execution import Execution, ModuleBackend, StageRunner, runs_stage_inline
 from .._core.inject import StageStatus, WorkerCount, WorkerInfo
 from .._core.inline import InlineWorker
 from .._core.namespace import Namespace
@@ -45,7 +45,7 @@ def _items(node: Any, stats: RunStats) -> Generator[Item, None, None]:
     if node.op is ORDERED:
         upstream = _sorted_items(node.deps[0], node.options.get("window", 0), stats)
     else:
-        upstream = _chain(node.deps, stats)
+        upstream = _alternating(node.deps, stats)
     try:
         yield from _apply(node, upstream, stats)
     finally:
@@ -62,13 +62,35 @@ def _foreign(node: Stage[Any], stats: RunStats) -> Generator[Item, None, None]:
         batches.close()
 
 
-def _chain(deps: Any, stats: RunStats) -> Generator[Item, None, None]:
-    for dep in deps:
-        items = _items(dep, stats)
-        try:
-            yield from items
-        finally:
+def _alternating(deps: Any, stats: RunStats) -> Generator[Item, None, None]:
+    """The items of `deps` taken in turn, one from each input still going (as 0.4.9's
+    `concat`); an input is started when its first item is asked for."""
+    if len(deps) == 1:  # the common case, without the turn taking
+        yield from _closing(_items(deps[0], stats))
+        return
+    waiting = [_items(dep, stats) for dep in deps]  # generators: nothing runs yet
+    try:
+        while waiting:
+            going = []
+            for items in waiting:
+                item = next(items, _DONE)
+                if item is not _DONE:
+                    going.append(items)
+                    yield item
+            waiting = going
+    finally:
+        for items in waiting:
             items.close()
+
+
+_DONE: Any = object()
+
+
+def _closing(items: Generator[Item, None, None]) -> Generator[Item, None, None]:
+    try:
+        yield from items
+    finally:
+        items.close()
 
 
 def _sorted_items(node: Any, window: int, stats: RunStats) -> Generator[Item, None, None]:
@@ -253,7 +275,7 @@ class SyncRunner(StageRunner):
             worker.close()
 
 
-class SyncBackend:
+class SyncBackend(ModuleBackend):
     name = "sync"
     reports_progress = True
 

@@ -23,12 +23,12 @@ from typing import Any, List
 from .._core.element import Element, Item
 from .._core.execution import Execution, ExecutionBackend
 from .._core.inject import StageStatus, WorkerInfo
-from .._core.namespace import Namespace
 from .._core.queue import IterableQueue as ThreadQueue
 from .._core.stage import Partial, Stage, set_async_consumer
 from .api import TaskStageFunctions
 from .consume import collect
 from .loop import LoopBackend, QueueSource, SegmentRunner
+from .namespace import Namespace
 from .queue import IterableQueue
 from .supervisor import Supervisor
 from .worker import Worker

@@ -35,6 +35,7 @@ from .._core.stats import Counters, RunStats, StageStats
 from .._core.threadstop import raise_in_thread
 from .queue import Channel, IterableQueue, Sink, ThreadSink, drain_channel, thread_queue_batches
 from .supervisor import Supervisor
+from .worker import cancelled_from_inside
 
 #: Items read from a sync source on the loop between two yields to other tasks.
 LOOP_READ_CHUNK = SEQUENCE_CHUNK
@@ -296,7 +297,7 @@ class TaskRun:
         self.tasks.discard(task)
         if task.cancelled():
             if not self.cancelled:
-                self.fail(asyncio.CancelledError("a task of the pipeline was cancelled"))
+                self.fail(cancelled_from_inside("pl.task", None))
             return
         exc = task.exception()
         if exc is not None:

@@ -13,8 +13,8 @@ import functools
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 
-from .._core.namespace import Namespace
 from .loop import LoopThread
+from .namespace import Namespace
 
 R = TypeVar("R")
 

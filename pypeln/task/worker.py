@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Callable, List
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 from .._core.element import Item
 from .._core.examples import WORKER, example
@@ -50,6 +50,7 @@ class Worker:
         clock = time.perf_counter
         take = 0
         out: List[Item] = []
+        item: Optional[Item] = None  # the one being worked on
         task_works_for(sup.inside)
         sup.starting -= 1
         sup.alive += 1
@@ -89,10 +90,11 @@ class Worker:
                     out.clear()
                 if tracked:
                     output.finished(take)  # type: ignore[attr-defined]
-        except asyncio.CancelledError:
-            if sup.run.cancelled:
+                item = None
+        except asyncio.CancelledError as e:
+            if sup.run.cancelled:  # the run's own cancellation: nothing to report
                 raise
-            sup.run.fail(asyncio.CancelledError(f"{sup.stage.where}: an item was cancelled"))
+            sup.run.fail(cancelled_from_inside(sup.stage.where, item, e))
             return
         except BaseException as e:
             # Fail the run before this task ends, so that nothing downstream sees an end.
@@ -124,3 +126,20 @@ class Worker:
             out.clear()
             return False
         return True
+
+
+def cancelled_from_inside(
+    where: str, item: Optional[Item], cancelled: Optional[BaseException] = None
+) -> RuntimeError:
+    """The error for a cancellation the run did not ask for: ``f`` raised
+    `asyncio.CancelledError` (or awaited something cancelled), or other code cancelled a
+    task of the pipeline. It ends the run as an ordinary exception, not as a
+    `CancelledError`, which a consumer would take for a cancellation of its own."""
+    what = "a task of the pipeline" if item is None else f"the item {item[1]!r}"
+    error = RuntimeError(
+        f"{where}: {what} was cancelled from inside the pipeline (f raised "
+        "asyncio.CancelledError, or awaited something cancelled, or other code cancelled "
+        "its task), not by the pipeline; the run ends with this error"
+    )
+    error.__cause__ = cancelled
+    return error

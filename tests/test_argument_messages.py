@@ -1,0 +1,107 @@
+"""Every bad argument of every stage function, on every backend, is reported the same way:
+``pl.<backend>.<function>: ...``, naming the parameter and showing the value."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import name_of
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def one(x):
+    return [x]
+
+
+#: each stage function, called with good arguments plus `kwargs`
+CALLS = {
+    "map": lambda m, **kw: m.map(abs, [1], **kw),
+    "filter": lambda m, **kw: m.filter(abs, [1], **kw),
+    "flat_map": lambda m, **kw: m.flat_map(one, [1], **kw),
+    "each": lambda m, **kw: m.each(abs, [1], **kw),
+    "ordered": lambda m, **kw: m.ordered(kw.pop("stage", [1]), **kw),
+    "batch": lambda m, **kw: m.batch(kw.pop("size", 2), kw.pop("stage", [1]), **kw),
+    "unbatch": lambda m, **kw: m.unbatch(kw.pop("stage", [[1]]), **kw),
+    "concat": lambda m, **kw: m.concat(kw.pop("stages", [[1]]), **kw),
+    "from_iterable": lambda m, **kw: m.from_iterable(kw.pop("iterable", [1]), **kw),
+    "to_iterable": lambda m, **kw: m.to_iterable(kw.pop("stage", [1]), **kw),
+    "run": lambda m, **kw: m.run(kw.pop("stage", [1]), **kw),
+}
+
+PER_ITEM_BAD = {"workers": "x", "maxsize": -1, "timeout": "x", "on_start": 5, "on_done": 5}
+#: for the other functions, a bad value of each of their parameters
+OTHERS_BAD = {
+    "ordered": {"maxsize": -1, "window": "x", "stage": 5},
+    "batch": {"size": 0, "maxsize": -1, "timeout": "x", "stage": 5},
+    "unbatch": {"maxsize": -1, "stage": 5},
+    "concat": {"maxsize": -1, "stages": 5},
+    "from_iterable": {"maxsize": -1, "iterable": 5},
+    "to_iterable": {"maxsize": -1, "stage": 5},
+    "run": {"maxsize": -1, "stage": 5},
+}
+BAD_VALUES = [
+    (fn, param, value)
+    for fn in CALLS
+    for param, value in (
+        PER_ITEM_BAD if fn in ("map", "filter", "flat_map", "each") else {}
+    ).items()
+] + [(fn, param, value) for fn, bad in OTHERS_BAD.items() for param, value in bad.items()]
+
+
+def shaped(backend, fn, *words):
+    """pytest.raises(TypeError or ValueError) of a message ``pl.<b>.<fn>: ...`` with `words`."""
+    pattern = rf"(?s)^pl\.{name_of(backend)}\.{fn}: " + "".join(
+        rf"(?=.*{re.escape(w)})" for w in words
+    )
+    return pytest.raises((TypeError, ValueError), match=pattern)
+
+
+@pytest.mark.parametrize("fn", sorted(CALLS))
+def test_an_unknown_keyword_is_named_the_same_way_everywhere(backend, fn):
+    with shaped(backend, fn, "unexpected keyword argument(s): worker"):
+        CALLS[fn](backend, worker=2)
+    with shaped(backend, fn, "unexpected keyword argument(s): a, bb"):
+        CALLS[fn](backend, a=1, bb=2)
+
+
+def test_a_task_map_names_an_unknown_keyword_like_the_others():
+    import pypeln as pl
+
+    for fn in (pl.task.map, pl.task.flat_map):
+        with pytest.raises(
+            TypeError, match=r"^pl\.task\.\w+: unexpected keyword argument\(s\): worker$"
+        ):
+            fn(abs, [1], worker=2)
+
+
+@pytest.mark.parametrize("fn,param,value", BAD_VALUES)
+def test_a_bad_value_is_named_the_same_way_everywhere(backend, fn, param, value):
+    with shaped(backend, fn, param, repr(value)):
+        CALLS[fn](backend, **{param: value})
+
+
+@pytest.mark.parametrize("fn", ["map", "filter", "flat_map", "each"])
+def test_a_bad_f_or_stage_is_named_the_same_way_everywhere(backend, fn):
+    with shaped(backend, fn, "f", "5"):
+        getattr(backend, fn)(5, [1])
+    with shaped(backend, fn, "stage", "5"):
+        getattr(backend, fn)(abs, 5)
+
+
+def test_a_missing_or_extra_argument_is_named_the_same_way_everywhere(backend):
+    with shaped(backend, "map", "missing", "'f'"):
+        backend.map()
+    with shaped(backend, "batch", "missing", "'size'"):
+        backend.batch()
+    with shaped(backend, "map", "f"):
+        backend.map(abs, [1], f=abs)
+    with shaped(backend, "ordered", "positional", "'extra'"):
+        backend.ordered([1], 0, 1, "extra")
+
+
+def test_an_error_raised_inside_a_stage_function_is_passed_on_as_it_is(backend):
+    # a TypeError of the function's own (not of the call) keeps its message
+    with shaped(backend, "map", "on_start", "5"):
+        backend.map(abs, [1], on_start=5)
