@@ -386,7 +386,9 @@ class StageFunctions:
         """Emit, one by one, the items of the iterable ``f(x)`` returns.
 
         Each output's index is its input's index extended by its position, so `ordered`
-        restores source order after a `flat_map`.
+        restores source order after a `flat_map`. The outputs go on as they are made, so
+        ``f(x)`` may be an endless generator; under an error policy or a `timeout` each
+        item's outputs are made first (see the docs' page on stages).
 
         >>> import pypeln as pl
         >>> sorted({pl}.flat_map(lambda x: [x] * x, range(4)))

@@ -6,6 +6,11 @@ they spread over every worker.
 
 from __future__ import annotations
 
+import time
+from typing import Iterable, Iterator, List, TypeVar
+
+T = TypeVar("T")
+
 #: Most items a worker takes at once.
 MAX_BATCH = 1024
 #: How long one batch should take to process, in seconds.
@@ -32,3 +37,29 @@ class BatchSizer:
         """Record that `items` items took `seconds` to process."""
         ideal = self.cap if seconds <= 0 else int(items * self.target / seconds)
         self.limit = max(1, min(self.cap, ideal, self.limit * self.growth))
+
+
+#: Most outputs of a streaming operator (`flat_map`) a worker gathers before handing them on.
+HANDOVER_ITEMS = 1024
+#: Longest a worker holds outputs it has gathered before handing them on, in seconds.
+HANDOVER_SECONDS = 0.02
+
+
+def handovers(
+    outputs: Iterable[T], size: int = HANDOVER_ITEMS, seconds: float = HANDOVER_SECONDS
+) -> Iterator[List[T]]:
+    """`outputs` in lists, one every `size` outputs or as soon as `seconds` have passed since
+    the last one, whichever comes first: a fast `f` hands on large lists, a slow one each
+    output as it comes, and nothing is made ahead of what the consumer takes (the caller
+    puts each list downstream before the next output is made)."""
+    clock = time.monotonic
+    chunk: List[T] = []
+    last = clock()
+    for y in outputs:
+        chunk.append(y)
+        if len(chunk) >= size or clock() - last >= seconds:
+            yield chunk
+            chunk = []
+            last = clock()
+    if chunk:
+        yield chunk

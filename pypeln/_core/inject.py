@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import inspect
 import threading
-from typing import Any, Callable, Dict, FrozenSet, Mapping, NamedTuple, Optional, Protocol, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterator,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Tuple,
+)
 
 from .guard import AttemptWatch, guard, guard_async
 from .policy import Policy
@@ -216,6 +227,8 @@ class Lifecycle:
             r.add(on_start(**r.on_start_kwargs(on_start)))
         f, indexed = r.bound_f()
         if self.policy is not None:
+            if self.op_name == "flat_map":
+                f = outputs_within_attempt(f)
             f = guard(
                 f,
                 indexed,
@@ -259,3 +272,16 @@ async def call_maybe_async(f: Callable[..., Any], **kwargs: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def outputs_within_attempt(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`f` for a `flat_map` under a policy: its outputs made within the attempt, as a list
+    when they come from an iterator, so that the guard sees an error raised midway and
+    retries or handles the item whole (no output twice, none of a failed attempt).
+    `task` has its own, for async iterables (`pypeln.task.supervisor`)."""
+
+    def call(*args: Any) -> Any:
+        result = f(*args)
+        return list(result) if isinstance(result, Iterator) else result
+
+    return call

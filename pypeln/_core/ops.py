@@ -3,15 +3,19 @@
 An operator turns a stream of items ``(index, value)`` into another. Backends feed it
 in whatever unit suits them: `sync` a lazy stream, `thread` and `process` one batch at a
 time (``list(op.stream(f, batch, indexed))``); `task` item by item with `apply_async`.
+An operator that `streams` (`flat_map`: one item, many outputs) has its outputs handed on
+as they are made, in lists (`pypeln._core.batching.handovers`, `FlatMap.apply_streaming`).
 """
 
 from __future__ import annotations
 
 import inspect
+import time
 import types
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator, List
+from typing import Any, Awaitable, Callable, Iterable, Iterator, List
 
+from .batching import HANDOVER_ITEMS, HANDOVER_SECONDS
 from .element import Item
 from .policy import SKIPPED
 
@@ -23,6 +27,8 @@ class Operator:
 
     name = "operator"
     per_item = True
+    #: whether one item may have many outputs, handed on as they are made (`flat_map`)
+    streams = False
 
     def stream(self, f: Any, items: Iterable[Item], indexed: bool) -> Iterator[Item]:
         """The outputs of `f` over `items` (`f` is None for operators without one)."""
@@ -113,6 +119,7 @@ class FlatMap(Operator):
     """Each output of ``f(x)`` gets the index of x extended by its position."""
 
     name = "flat_map"
+    streams = True
 
     def stream(self, f: Callable[..., Any], items: Iterable[Item], indexed: bool) -> Iterator[Item]:
         if indexed:
@@ -131,6 +138,37 @@ class FlatMap(Operator):
                 j += 1
         else:
             out.extend((i + (j,), y) for j, y in enumerate(result))
+
+    async def apply_streaming(
+        self,
+        f: Callable[..., Any],
+        item: Item,
+        indexed: bool,
+        out: List[Item],
+        hand_on: Callable[[], Awaitable[None]],
+    ) -> None:
+        """`apply_async` awaiting ``hand_on()`` (which empties `out`) every
+        `HANDOVER_ITEMS` outputs or `HANDOVER_SECONDS`, whichever comes first: outputs flow
+        on as they are made, and a full output holds `f` back."""
+        i = item[0]
+        result = await _call_async(f, item, indexed)
+        clock = time.monotonic
+        last = clock()
+        j = 0
+        if hasattr(result, "__aiter__"):
+            async for y in result:
+                out.append((i + (j,), y))
+                j += 1
+                if len(out) >= HANDOVER_ITEMS or clock() - last >= HANDOVER_SECONDS:
+                    await hand_on()
+                    last = clock()
+        else:
+            for y in result:
+                out.append((i + (j,), y))
+                j += 1
+                if len(out) >= HANDOVER_ITEMS or clock() - last >= HANDOVER_SECONDS:
+                    await hand_on()
+                    last = clock()
 
 
 class Each(Operator):

@@ -26,6 +26,8 @@ RESUME = 8  #: payload: the attempt number the next batch (an overrun item sent 
 # Worker -> supervisor:
 READY = 2  #: payload: whether f takes ``element_index`` (then batches carry real indices)
 RESULT = 3  #: payload: (seconds the batch took, result kind, encoded outputs[, counts])
+PART = 9  #: payload: (result kind, encoded outputs): some outputs of the batch in work, sent
+#: before its RESULT (a streaming operator, `flat_map`, hands its outputs on as they come)
 DONE = 4  #: on_done has run; the worker exits
 FAILED = 5  #: payload: a `Failure`; the worker exits
 COUNTS = 6  #: payload: counts (`COUNTED`) not reported with a result; sent before FAILED

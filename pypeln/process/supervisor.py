@@ -43,6 +43,7 @@ from .channel import (
     DONE,
     END,
     FAILED,
+    PART,
     READY,
     RESULT,
     RESUME,
@@ -165,6 +166,7 @@ class Supervisor(ThreadRunner):
             source if self.reads_source else None,
             policy,
             self.timed_attempts,
+            stage.op.streams and not stage.timeout and policy is None,
         )
         parts = (
             ("f", stage.f),
@@ -563,6 +565,14 @@ class Supervisor(ThreadRunner):
                 self._put_read(out)
             else:
                 self._deliver(h, held, out)
+        elif kind == PART:  # some outputs of the oldest batch `h` holds, ahead of its RESULT
+            with h.cond:
+                held = h.held[0]
+            out = decode_results(held.indices, *payload)
+            self.counters.items_out += len(out)
+            t0 = time.perf_counter()
+            self.output.put_batch(out)
+            self.counters.blocked += time.perf_counter() - t0
         elif kind == READY:
             with h.cond:
                 h.ready = True

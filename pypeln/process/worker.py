@@ -15,9 +15,9 @@ import pickle
 import signal
 import threading
 import time
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
-from .._core.batching import MAX_BATCH
+from .._core.batching import MAX_BATCH, handovers
 from .._core.element import Item
 from .._core.errors import Cancelled, Failure, cannot_send, stage_label
 from .._core.examples import WORKER, example
@@ -28,13 +28,14 @@ from .._core.queue import IterableQueue
 from .._core.rate import RateLimiter
 from .._core.sources import source_batches
 from .._core.stats import Counters
-from .._core.wire import REAL, encode_results, local_items, take_counts
+from .._core.wire import LOCAL, REAL, encode_results, local_items, take_counts
 from .channel import (
     ATTEMPT,
     COUNTS,
     DONE,
     END,
     FAILED,
+    PART,
     READY,
     RESULT,
     RESUME,
@@ -62,6 +63,9 @@ class Job(NamedTuple):
     policy: Optional[Policy] = None
     #: whether the parent times each attempt (a timeout and a policy): see `AttemptReport`
     timed: bool = False
+    #: whether outputs go to the parent as they are made (`PART`), not with the batch's
+    #: result: a streaming operator (`flat_map`) with no timeout and no policy
+    streams: bool = False
 
 
 class AttemptReport:
@@ -196,9 +200,12 @@ class Worker:
                 watch.first = batch
                 continue
             start = clock()
-            if indexed:
-                outputs: List[Any] = list(stream(f, batch, True))
-                result: Any = (REAL, outputs)
+            if job.streams:
+                result: Any = self._stream(stream, f, indexed, batch, send, self.where)
+                outputs: List[Any] = result[1]
+            elif indexed:
+                outputs = list(stream(f, batch, True))
+                result = (REAL, outputs)
             else:
                 outputs = list(stream(f, local_items(batch), False))
                 result = encode_results(outputs, len(batch))
@@ -220,6 +227,28 @@ class Worker:
             self.active[self.index] = 0
         life.done(ActiveWorkers(self.active))
         send(DONE)
+
+    @staticmethod
+    def _stream(
+        stream: Any, f: Any, indexed: bool, batch: Any, send: Callable[..., Any], where: str
+    ) -> Tuple[int, Any]:
+        """The outputs of `batch` handed on as they are made: every list `handovers` makes
+        but the last goes to the parent at once (`PART`); the last is the batch's result.
+        A parent that has no room downstream stops reading the pipe, and `send` then waits:
+        `f` is held back."""
+        items = batch if indexed else local_items(batch)
+        last: List[Item] = []
+        for chunk in handovers(stream(f, items, indexed)):
+            if last:
+                try:
+                    send(PART, (REAL, last) if indexed else (LOCAL, last))
+                except ChannelClosed:
+                    raise
+                except Exception as e:  # a result that cannot be pickled
+                    values = [value for _, value in last]
+                    raise cannot_send(where, "a result", values, e) from None
+            last = chunk
+        return (REAL, last) if indexed else (LOCAL, last)
 
     def _read(self, job: Job, channel: Channel[Item]) -> None:
         """Read the source in a thread; send whatever it has read whenever the pipe is free."""

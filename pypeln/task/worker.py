@@ -11,12 +11,14 @@ empty input, a full output) reads the clock, so a busy worker reads none.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 from .._core.element import Item
 from .._core.examples import WORKER, example
 from .._core.execution import task_works_for
+from .._core.ops import FlatMap
 from .._core.stats import Counters
 
 if TYPE_CHECKING:
@@ -51,6 +53,26 @@ class Worker:
         take = 0
         out: List[Item] = []
         item: Optional[Item] = None  # the one being worked on
+        op = sup.stage.op
+        # (under a policy `f` returns its outputs made, as a list: streaming them is free)
+        streaming = op.apply_streaming if isinstance(op, FlatMap) and not timeout else None
+
+        async def put_out(pause: bool = False) -> None:
+            """Put `out` downstream, waiting for room; with `pause`, then let the loop run
+            the others (outputs handed on midway through an item)."""
+            for result in out:
+                if full():
+                    t = clock()
+                    await output.wait_room()
+                    c.blocked += clock() - t
+                put(result)
+                c.items_out += 1
+            out.clear()
+            if pause:
+                await asyncio.sleep(0)
+
+        hand_on = functools.partial(put_out, True)
+
         task_works_for(sup.inside)
         sup.starting -= 1
         sup.alive += 1
@@ -77,17 +99,12 @@ class Worker:
                 if timeout:
                     if not await self._run_timed(apply, f, item, indexed, out, timeout):
                         c.timed_out += 1
+                elif streaming is not None:
+                    await streaming(f, item, indexed, out, hand_on)
                 else:
                     await apply(f, item, indexed, out)
                 if out:
-                    for result in out:
-                        if full():
-                            t = clock()
-                            await output.wait_room()
-                            c.blocked += clock() - t
-                        put(result)
-                        c.items_out += 1
-                    out.clear()
+                    await put_out()
                 if tracked:
                     output.finished(take)  # type: ignore[attr-defined]
                 item = None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
-from .._core.batching import BatchSizer
+from .._core.batching import BatchSizer, handovers
+from .._core.element import Item
 from .._core.errors import Cancelled
 from .._core.examples import WORKER, example
 from .._core.inject import Lifecycle
@@ -71,7 +72,8 @@ class Worker:
             f, indexed = life.start()
             if self.retry is not None:
                 self._retry(f, indexed, *self.retry)
-            self._run_items(f, indexed, stage.op.stream_for(life.guarded))
+            streams = stage.op.streams and not stage.timeout and not life.guarded
+            self._run_items(f, indexed, stage.op.stream_for(life.guarded), streams)
             sup.active.finish()
             life.done(sup.active)
             sup.output.done()
@@ -83,11 +85,13 @@ class Worker:
         finally:
             counters.end()
 
-    def _run_items(self, f: Any, indexed: bool, stream: Any) -> None:
+    def _run_items(self, f: Any, indexed: bool, stream: Any, streams: bool) -> None:
         """Apply `f` to batches of ready items, sized by how long the previous ones took.
 
         Only the time spent in `f` counts: waiting for room downstream is not slowness.
-        With a timeout, items go one at a time, each under the supervisor's watch.
+        With a timeout, items go one at a time, each under the supervisor's watch. With
+        `streams` (`flat_map`, no timeout, no policy) outputs go on as they are made
+        (`_hand_on`).
         """
         sup = self.supervisor
         inq, out = sup.input, sup.output
@@ -95,6 +99,8 @@ class Worker:
         sizer = BatchSizer(1 if watched else sup.batch_cap)
         clock = time.perf_counter
         c = self.counters
+        outputs: List[Item] = []
+        blocked = 0.0
         while True:
             t0 = clock()
             taken = take(inq, out, sizer.limit)
@@ -104,16 +110,35 @@ class Worker:
                 return
             if watched:
                 self._watch_item(taken)
-            outputs = list(stream(f, taken[0], indexed))
+            if streams:
+                taken, blocked = self._hand_on(f, indexed, stream, taken)
+            else:
+                outputs = list(stream(f, taken[0], indexed))
             t1 = clock()
             if watched:
                 self._watch_item(None)
             else:
-                sizer.update(len(taken[0]), t1 - t)
+                sizer.update(len(taken[0]), t1 - t - blocked)
             deliver(inq, out, outputs, taken)
-            c.blocked += clock() - t1
+            c.blocked += clock() - t1 + blocked
             c.items_in += len(taken[0])
             c.items_out += len(outputs)
+
+    def _hand_on(self, f: Any, indexed: bool, stream: Any, taken: Taken3) -> Tuple[Taken3, float]:
+        """Put the outputs of a batch downstream as they are made (`handovers`): an endless
+        generator streams, and a full output holds `f` back. The batch is finished (for
+        `ordered`) only once all its outputs are put, by `deliver`. Returns the batch with
+        what is left of its reserved room, and the seconds spent waiting for room."""
+        out, c, clock = self.supervisor.output, self.counters, time.perf_counter
+        items, start, reserved = taken
+        blocked = 0.0
+        for chunk in handovers(stream(f, items, indexed)):
+            t = clock()
+            out.put_batch(chunk, reserved)
+            reserved = 0
+            blocked += clock() - t
+            c.items_out += len(chunk)
+        return (items, start, reserved), blocked
 
     def _retry(self, f: Any, indexed: bool, taken: Taken3, attempt: int) -> None:
         """Try again the item its predecessor abandoned when it overran the timeout."""
