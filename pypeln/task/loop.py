@@ -238,9 +238,9 @@ class TaskRun:
             elif node.op is BATCH:
                 self._starters.append(lambda: _batch(node, inq, out, c))
             elif node.op is UNBATCH:
-                self._starters.append(lambda: _unbatch(inq, out, c))
+                self._starters.append(lambda: _relay(inq, out, c, UNBATCH.batch))
             else:
-                self._starters.append(lambda: _forward(inq, out, c))
+                self._starters.append(lambda: _relay(inq, out, c))
         else:
             source = node.deps[0] if len(node.deps) == 1 else None
             if isinstance(source, QueueSource) and source.queue.tracked:
@@ -442,27 +442,21 @@ async def _batch(stage: Stage[Any], inq: IterableQueue[Item], out: Sink, c: Coun
         c.end()
 
 
-async def _unbatch(inq: IterableQueue[Item], out: Sink, c: Counters) -> None:
+async def _relay(
+    inq: IterableQueue[Item],
+    out: Sink,
+    c: Counters,
+    items: Optional[Callable[[List[Item]], List[Item]]] = None,
+) -> None:
+    """Pass on what `inq` holds: each batch taken as it is, or what `items` makes of it
+    (unbatch: the items of its lists)."""
     c.start()
     try:
         while True:
             batch = await _take(inq, LOOP_READ_CHUNK, c)
             if batch is None:
                 break
-            await _give(out, UNBATCH.batch(batch), c)
-        out.done()
-    finally:
-        c.end()
-
-
-async def _forward(inq: IterableQueue[Item], out: Sink, c: Counters) -> None:
-    c.start()
-    try:
-        while True:
-            batch = await _take(inq, LOOP_READ_CHUNK, c)
-            if batch is None:
-                break
-            await _give(out, batch, c)
+            await _give(out, batch if items is None else items(batch), c)
         out.done()
     finally:
         c.end()
