@@ -647,6 +647,35 @@ def test_ray_stage_consumed_from_asyncio() -> None:
     assert sorted(through_task) == [2 * x + 1 for x in range(10)]
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("lost", ["start", "result", "finish"])
+def test_a_completion_callback_that_never_comes_does_not_hang_the_run(
+    monkeypatch: pytest.MonkeyPatch, lost: str
+) -> None:
+    """Ray reports each call's completion through its ObjectRef's future; under a heavy
+    load one such report was seen never to arrive. The run must still end: the stage asks
+    Ray directly once it has waited a while."""
+    from pypeln.ray import supervisor
+
+    kinds = {"start": supervisor._STARTED, "result": supervisor._RESULT}
+    kinds["finish"] = supervisor._FINISHED
+    dropped: List[int] = []
+    watch = supervisor.Supervisor._watch
+
+    def forgetful_watch(self: Any, kind: int, h: Any, generation: int, ref: Any) -> None:
+        if kind == kinds[lost] and not dropped:
+            dropped.append(kind)
+            with self.cond:
+                self.watched[ref] = (kind, h, generation, ref)  # its report is lost
+            return
+        watch(self, kind, h, generation, ref)
+
+    monkeypatch.setattr(supervisor.Supervisor, "_watch", forgetful_watch)
+    out = within(60, list, pl.ray.map(double, range(20), workers=1))
+    assert dropped, "no report was dropped: the test did not test anything"
+    assert sorted(out) == [2 * x for x in range(20)]
+
+
 @pytest.mark.timeout(60)
 def test_ordered_restores_the_source_order() -> None:
     pairs = pl.ray.flat_map(lambda x: [jittery(x)] * 2, range(40), workers=2) | pl.ray.ordered

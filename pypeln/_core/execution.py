@@ -50,6 +50,8 @@ from .threadstop import raise_in_thread
 
 #: How long `close` waits for workers to end by themselves before stopping them.
 GRACE_SECONDS = 1.0
+#: How long `close` waits for a thread reading a source iterable.
+SOURCE_WAIT_SECONDS = 0.05
 
 
 class Region(NamedTuple):
@@ -306,11 +308,15 @@ class ThreadRunner:
         pass
 
     def join(self, deadline: float) -> bool:
+        for t in self.joinable():
+            t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self.joinable())
+
+    def joinable(self) -> List[threading.Thread]:
+        """Its threads that the current thread can wait for: started (a Ctrl-C may come
+        between creating a thread and starting it), and not the current thread itself."""
         current = threading.current_thread()
-        for t in list(self.threads):
-            if t is not current:
-                t.join(max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in self.threads if t is not current)
+        return [t for t in self.threads if t is not current and t.ident is not None]
 
     def kill(self) -> None:
         for t in self.threads:
@@ -358,6 +364,14 @@ class FeederRunner(ThreadRunner):
 
     def start(self) -> None:
         self.spawn(self._main)
+
+    def join(self, deadline: float) -> bool:
+        """Its thread ends at once unless the iterable blocks (a generator waiting on the
+        network): then it is stopped, without being waited for (a call into C returns
+        first; the closed queue takes nothing more from it)."""
+        if not super().join(min(deadline, time.monotonic() + SOURCE_WAIT_SECONDS)):
+            self.kill()
+        return True
 
     def _main(self) -> None:
         out = self.out

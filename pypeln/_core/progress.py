@@ -30,6 +30,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from .errors import Cancelled
+from .signals import wait
 
 #: The watermark of a producer that has ended: above every position.
 ALL_DONE = float("inf")
@@ -132,7 +133,7 @@ class Window:
             self._notify()  # a `batch` holding items may have to let them go
             with self._cond:
                 while position >= self.head + self.size and not self._closed:
-                    self._cond.wait()
+                    wait(self._cond)
                 if self._closed:
                     raise Cancelled()
         finally:

@@ -34,6 +34,7 @@ from typing import (
 from .errors import Cancelled
 from .examples import QUEUE, example
 from .progress import ALL_DONE, Progress, Window, limit_of
+from .signals import wait
 from .sources import SEQUENCE_CHUNK, sequence_items
 
 T = TypeVar("T")
@@ -147,7 +148,7 @@ class IterableQueue(Generic[T]):
                     if room <= 0:
                         self._putters += 1
                         try:
-                            self._not_full.wait()
+                            wait(self._not_full)
                         finally:
                             self._putters -= 1
                         continue
@@ -298,7 +299,7 @@ class IterableQueue(Generic[T]):
                     return
                 self._getters += 1
                 try:
-                    self._not_empty.wait()
+                    wait(self._not_empty)
                 finally:
                     self._getters -= 1
 
@@ -368,7 +369,7 @@ class IterableQueue(Generic[T]):
                     self._getters += 1
                     try:
                         if not items:
-                            if not self._not_empty.wait(timeout):
+                            if not wait(self._not_empty, timeout):
                                 if not items:
                                     return [], 0
                     finally:

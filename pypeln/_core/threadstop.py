@@ -10,30 +10,21 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-from typing import Callable, Optional, Type
+from typing import Optional, Type
 
-_raise: Optional[Callable[[int, Type[BaseException]], None]] = None
-
-
-def _ctypes_raise(tid: int, exc: Type[BaseException]) -> None:
-    n = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(exc))
-    if n > 1:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 
 
-def _raiser() -> Callable[[int, Type[BaseException]], None]:
-    """stopit's async_raise, imported on first use: its import pulls in pkg_resources, which
-    is slow (a tenth of a second, paid by every spawned worker process) or, with recent
-    setuptools, missing."""
-    global _raise
-    if _raise is None:
-        try:
-            from stopit import async_raise  # type: ignore[import-untyped]
-
-            _raise = async_raise
-        except Exception:  # pragma: no cover - depends on the environment
-            _raise = _ctypes_raise
-    return _raise
+def _async_raise(tid: int, exc: Type[BaseException]) -> None:
+    """Make `exc` pending in the thread `tid` (CPython's ``PyThreadState_SetAsyncExc``):
+    a call that costs microseconds, which teardown relies on (Ctrl-C with CPU-bound
+    workers holding the GIL must not wait for an import)."""
+    n = _set_async_exc(ctypes.c_ulong(tid), ctypes.py_object(exc))
+    if n == 0:
+        raise ValueError(f"no thread with id {tid}")
+    if n > 1:  # cannot happen for one id; undo as the C API asks
+        _set_async_exc(ctypes.c_ulong(tid), None)
+        raise SystemError("PyThreadState_SetAsyncExc changed more than one thread")
 
 
 def raise_in_thread(thread: threading.Thread, exc: Type[BaseException]) -> None:
@@ -42,7 +33,7 @@ def raise_in_thread(thread: threading.Thread, exc: Type[BaseException]) -> None:
     if tid is None or not thread.is_alive():
         return
     try:
-        _raiser()(tid, exc)
+        _async_raise(tid, exc)
     except (ValueError, SystemError):  # the thread ended meanwhile
         pass
 

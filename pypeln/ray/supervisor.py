@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 import warnings
-from typing import Any, Dict, List, NamedTuple, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.budget import Budget, take_within
@@ -43,6 +43,10 @@ BATCHES_IN_FLIGHT = 3
 #: How long one batch should take in an actor: a call costs about a millisecond of the
 #: actor's time, which the batches in flight cannot hide.
 TARGET_SECONDS = 0.05
+
+#: Seconds the collector waits for a completion before it asks Ray which of the calls it
+#: waits for have completed: a completion callback that never comes cannot hang the run.
+POLL_SECONDS = 2.0
 
 #: Seconds between looks at an actor that has not started when the input has ended.
 START_CHECK_SECONDS = 10.0
@@ -117,6 +121,8 @@ class Supervisor(StageRunner):
         self.handles = [ActorHandle(i) for i in range(stage.workers)]
         self.cond = threading.Condition(threading.Lock())
         self.events: queue.SimpleQueue[Tuple[int, Any, int, Any]] = queue.SimpleQueue()
+        #: the calls whose completion the collector waits for: ref -> its event
+        self.watched: Dict[Any, Tuple[int, Any, int, Any]] = {}
         #: items sent to actors and not yet delivered count against the output's room
         self.budget = Budget(output)
         self.sizer = BatchSizer(min(MAX_BATCH, stage.maxsize or MAX_BATCH), TARGET_SECONDS, 8)
@@ -199,8 +205,10 @@ class Supervisor(StageRunner):
 
     def _watch(self, kind: int, h: ActorHandle, generation: int, ref: Any) -> None:
         """Post `ref`'s completion to the collector."""
-        events = self.events
-        ref.future().add_done_callback(lambda _: events.put((kind, h, generation, ref)))
+        events, event = self.events, (kind, h, generation, ref)
+        with self.cond:
+            self.watched[ref] = event
+        ref.future().add_done_callback(lambda _: events.put(event))
 
     # -- feeding: one thread per stage ---------------------------------------------------
 
@@ -257,12 +265,11 @@ class Supervisor(StageRunner):
     def _collect(self) -> None:
         try:
             while not self.cancelled:
-                due = [h.next_start_check for h in self.handles if h.next_start_check]
                 try:
-                    wait = max(0.0, min(due) - time.monotonic()) if due else None
-                    kind, h, generation, ref = self.events.get(timeout=wait)
+                    kind, h, generation, ref = self.events.get(timeout=self._idle_wait())
                 except queue.Empty:
                     self._check_starts()
+                    self._poll()
                     continue
                 if kind == _STOP or self.cancelled:
                     return
@@ -270,6 +277,8 @@ class Supervisor(StageRunner):
                     self.input_ended = True
                     for other in self.handles:
                         self._maybe_finish(other)
+                elif not self._unwatch(ref):
+                    pass  # seen already (by `_poll`)
                 elif generation == h.generation and not h.finishing:
                     self._completed(kind, h, ref)
                 elif generation == h.generation and kind == _FINISHED:
@@ -280,6 +289,32 @@ class Supervisor(StageRunner):
             pass
         except BaseException as e:
             self.execution.fail(e)
+
+    def _idle_wait(self) -> Optional[float]:
+        """How long the collector may wait for the next event: until the next look at an
+        actor that has not started, and no longer than `POLL_SECONDS` while calls run."""
+        due = [h.next_start_check - time.monotonic() for h in self.handles if h.next_start_check]
+        if self.watched:
+            due.append(POLL_SECONDS)
+        return max(0.0, min(due)) if due else None
+
+    def _unwatch(self, ref: Any) -> bool:
+        """Whether `ref`'s completion is still to be handled (and now is)."""
+        with self.cond:
+            return self.watched.pop(ref, None) is not None
+
+    def _poll(self) -> None:
+        """Ask Ray which of the watched calls have completed, and handle those: their
+        completion callbacks may come late, or, under a heavy load, never."""
+        with self.cond:
+            refs = list(self.watched)
+        if refs:
+            ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
+            for ref in ready:
+                with self.cond:
+                    event = self.watched.get(ref)
+                if event is not None:
+                    self.events.put(event)
 
     def _completed(self, kind: int, h: ActorHandle, ref: Any) -> None:
         ray = self.ray

@@ -26,7 +26,13 @@ from typing import Any, Callable, Coroutine, Dict, Iterator, List, Optional, Set
 
 from .._core.element import Item
 from .._core.errors import Cancelled
-from .._core.execution import GRACE_SECONDS, Execution, working_for, works_for
+from .._core.execution import (
+    GRACE_SECONDS,
+    SOURCE_WAIT_SECONDS,
+    Execution,
+    working_for,
+    works_for,
+)
 from .._core.ops import BATCH, FORWARD, ORDERED, UNBATCH, make_batch
 from .._core.queue import IterableQueue as ThreadQueue
 from .._core.sources import SEQUENCE_CHUNK, source_batches
@@ -328,7 +334,9 @@ class TaskRun:
             feeder.cancel()
 
     async def aclose(self, grace: float = GRACE_SECONDS) -> None:
-        """Cancel what is left and await every task; give feeder threads `grace` seconds."""
+        """Cancel what is left and await every task; feeder threads get `grace` seconds,
+        at most `SOURCE_WAIT_SECONDS`: one still reading is stopped, not waited for (a source
+        blocked in C returns first; its closed channel takes nothing more)."""
         self.cancel()
         # Only the pending ones: gathering done tasks may not suspend (Python 3.12+), and
         # their done callbacks must get to run.
@@ -338,7 +346,7 @@ class TaskRun:
             pending = [task for task in self.tasks if not task.done()]
         exits = [f.exited for f in self.feeders if f.exited is not None and not f.exited.done()]
         if exits:
-            await asyncio.wait(exits, timeout=grace)
+            await asyncio.wait(exits, timeout=min(grace, SOURCE_WAIT_SECONDS))
         for feeder in self.feeders:
             feeder.kill()
 

@@ -8,6 +8,7 @@ from typing import Any, List, Optional, Tuple
 
 from .._core.namespace import Lock
 from .._core.namespace import Namespace as _Namespace
+from .._core.signals import wait
 
 Waiter = Tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
@@ -67,7 +68,7 @@ class TaskLock:
                             "loop, which `with` would wait for forever: lock it with "
                             "`async with ns:` where a task holds it across an `await`"
                         )
-                self._free.wait()
+                wait(self._free)
         return True
 
     async def acquire_async(self) -> None:

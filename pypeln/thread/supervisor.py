@@ -21,6 +21,9 @@ from .._core.stage import Stage
 from .._core.threadstop import raise_in_thread
 from .worker import Abandoned, Worker
 
+#: How long teardown waits for a worker interrupted inside `f` to end.
+INTERRUPTED_WAIT_SECONDS = 0.05
+
 
 @example(SUPERVISOR, "pl.thread")
 class Supervisor(StageRunner):
@@ -40,6 +43,8 @@ class Supervisor(StageRunner):
         self.lock = threading.Lock()
         self.workers: List[Worker] = [Worker(self, i) for i in range(n)]
         self._stopped = threading.Event()
+        #: the run was cancelled: workers call `f` no more (guarded by `lock`)
+        self.stopping = False
         policy = stage.policy
         #: the stage's rate limit, shared by its workers
         self.limiter = RateLimiter(policy.rate) if policy is not None and policy.rate else None
@@ -54,6 +59,24 @@ class Supervisor(StageRunner):
 
     def cancel(self) -> None:
         self._stopped.set()
+        with self.lock:
+            self.stopping = True
+            for w in self.workers:
+                w.interrupt()
+
+    def join(self, deadline: float) -> bool:
+        """Wait for the workers until `deadline`; those interrupted inside `f` only briefly:
+        one blocked in a call into C (a sleep, a read) ends when the call returns, and is
+        not waited for (its thread is a daemon; it calls `f` no more)."""
+        soon = min(deadline, time.monotonic() + INTERRUPTED_WAIT_SECONDS)
+        lingering = {w.thread for w in self.workers if w.interrupted}
+        for t in self.joinable():
+            t.join(max(0.0, (soon if t in lingering else deadline) - time.monotonic()))
+            if t in lingering and t.is_alive():
+                # Once more: an exception that lands in a `__del__` or a gc callback is
+                # dropped by Python; one blocked in C finds it when the call returns.
+                raise_in_thread(t, Cancelled)
+        return not any(t.is_alive() for t in self.joinable() if t not in lingering)
 
     def _overran(self, worker: Worker) -> Worker:
         """`worker`'s item overran: its replacement, which tries the item again if the

@@ -12,6 +12,7 @@ from .._core.errors import Cancelled
 from .._core.examples import WORKER, example
 from .._core.inject import Lifecycle
 from .._core.queue import Taken3, deliver, take
+from .._core.threadstop import raise_in_thread
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -46,11 +47,17 @@ class Worker:
         #: the batch it works on under a timeout (the supervisor finishes it if it gives up)
         self.current: Optional[Taken3] = None
         self.thread: Optional[threading.Thread] = None
+        #: runs the user's `f` now (guarded by the supervisor's lock)
+        self.in_f = False
+        #: was stopped inside `f` when the run was cancelled
+        self.interrupted = False
 
     def start(self) -> None:
         self.thread = self.supervisor.spawn(self._main)
 
     def _main(self) -> None:
+        # (set here too: a Ctrl-C may interrupt `start` after the thread began)
+        self.thread = threading.current_thread()
         sup = self.supervisor
         stage = sup.stage
         counters = self.counters
@@ -110,10 +117,14 @@ class Worker:
                 return
             if watched:
                 self._watch_item(taken)
-            if streams:
-                taken, blocked = self._hand_on(f, indexed, stream, taken)
-            else:
-                outputs = list(stream(f, taken[0], indexed))
+            self._enter_f()
+            try:
+                if streams:
+                    taken, blocked = self._hand_on(f, indexed, stream, taken)
+                else:
+                    outputs = list(stream(f, taken[0], indexed))
+            finally:
+                self._leave_f()
             t1 = clock()
             if watched:
                 self._watch_item(None)
@@ -123,6 +134,31 @@ class Worker:
             c.blocked += clock() - t1 + blocked
             c.items_in += len(taken[0])
             c.items_out += len(outputs)
+
+    def _enter_f(self) -> None:
+        """Say that the user's code runs now: a cancelled run interrupts it (`interrupt`)."""
+        with self.supervisor.lock:
+            if self.supervisor.stopping:
+                raise Cancelled()
+            self.in_f = True
+
+    def _leave_f(self) -> None:
+        """The user's code has returned: no interruption is raised in this thread from now
+        on, and one raised before lands here, inside `_main` (at the call below)."""
+        with self.supervisor.lock:
+            self.in_f = False
+        _checkpoint()
+
+    def interrupt(self) -> bool:
+        """Called by the supervisor with its lock held when the run is cancelled: stop the
+        user's code if it runs, with `Cancelled` at its next Python instruction; whether it
+        did (a call into C, e.g. ``time.sleep``, only sees it once it returns)."""
+        if not self.in_f or self.thread is None or self.thread is threading.current_thread():
+            return False
+        self.in_f = False
+        self.interrupted = True
+        raise_in_thread(self.thread, Cancelled)
+        return True
 
     def _hand_on(self, f: Any, indexed: bool, stream: Any, taken: Taken3) -> Tuple[Taken3, float]:
         """Put the outputs of a batch downstream as they are made (`handovers`): an endless
@@ -174,3 +210,7 @@ class Worker:
 
     def end(self) -> None:
         self.started = None
+
+
+def _checkpoint() -> None:
+    """A Python call: where an exception raised into the thread from outside lands."""
