@@ -220,6 +220,19 @@ def within(seconds: float, fn: Callable[..., Any], *args: Any) -> Any:
     raise value
 
 
+#: The first lines of a script a test interrupts with SIGINT: Ctrl-C as in a terminal,
+#: whatever this process does with SIGINT (a child inherits a blocked or ignored SIGINT,
+#: and would never see the test's Ctrl-C); it says so on stderr if it was not so.
+SIGINT_AS_IN_A_TERMINAL = """\
+import signal as _signal, sys as _sys
+if _signal.SIGINT in _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [_signal.SIGINT]):
+    _sys.stderr.write("note: SIGINT was blocked at start\\n")
+if _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler:
+    _sys.stderr.write("note: SIGINT was not Python's default at start\\n")
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+"""
+
+
 # -- sources -----------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from multiprocessing import forkserver, resource_tracker
 from typing import Any, Iterator, List, Set
 
 import pytest
+from conftest import SIGINT_AS_IN_A_TERMINAL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -462,7 +463,9 @@ def test_many_pipelines_leak_nothing(no_leak: None) -> None:
             it.close()  # type: ignore[attr-defined]
 
 
-SCRIPT = """
+SCRIPT = (
+    SIGINT_AS_IN_A_TERMINAL
+    + """
 import faulthandler, multiprocessing, signal, time
 import pypeln as pl
 
@@ -478,6 +481,7 @@ if __name__ == "__main__":
         if i == 0:
             print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
 """
+)
 
 
 def start_script(tmp_path: Any, **popen: Any) -> tuple[subprocess.Popen[str], List[int]]:

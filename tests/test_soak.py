@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import pypeln as pl
-from tests.conftest import BACKEND_NAMES, Leftovers, wait_until
+from tests.conftest import BACKEND_NAMES, SIGINT_AS_IN_A_TERMINAL, Leftovers, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -95,7 +95,7 @@ def test_long_mixed_run_keeps_memory_flat() -> None:
     assert max(steady) - steady[0] < 16 * 1024 * 1024, samples
 
 
-CTRL_C_SCRIPT = textwrap.dedent(
+CTRL_C_SCRIPT = SIGINT_AS_IN_A_TERMINAL + textwrap.dedent(
     """
     import sys, time
     import pypeln as pl

@@ -19,14 +19,14 @@ import time
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from conftest import SIGINT_AS_IN_A_TERMINAL, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: Seconds a `break` or Ctrl-C may take to end the run, per backend.
 BOUNDS = {"thread": 0.3, "task": 0.3, "process": 1.0}
 
-SCRIPT = textwrap.dedent(
+SCRIPT = SIGINT_AS_IN_A_TERMINAL + textwrap.dedent(
     """
     import asyncio, os, sys, time
     import pypeln as pl
