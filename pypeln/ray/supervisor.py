@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 import warnings
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.budget import Budget, take_within
@@ -30,6 +30,7 @@ from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError
 from .._core.examples import SUPERVISOR, example
 from .._core.execution import Execution, StageRunner
+from .._core.inject import parameter_names
 from .._core.ops import fallback_outputs
 from .._core.policy import SKIPPED, fallback
 from .._core.queue import IterableQueue
@@ -43,6 +44,9 @@ BATCHES_IN_FLIGHT = 3
 #: How long one batch should take in an actor: a call costs about a millisecond of the
 #: actor's time, which the batches in flight cannot hide.
 TARGET_SECONDS = 0.05
+
+#: Batches an actor is sent before it has answered `start`.
+EARLY_BATCHES = 1
 
 #: Seconds the collector waits for a completion before it asks Ray which of the calls it
 #: waits for have completed: a completion callback that never comes cannot hang the run.
@@ -58,14 +62,20 @@ _STARTED, _RESULT, _FINISHED, _INPUT_ENDED, _STOP = range(5)
 
 
 class Held(NamedTuple):
-    """A batch an actor holds: its items (to decode, resend or hand to ``on_error``), its
-    first take, whether it was taken with no room left downstream, and how often its
-    actor died."""
+    """A batch an actor holds, as two columns: its items' indices (to decode its results)
+    and values (what is sent; a slice of a list, tuple or range source as is); its first
+    take, whether it was taken with no room left downstream, and how often its actor
+    died."""
 
-    items: List[Item]
+    indices: List[Any]
+    values: Sequence[Any]
     start: int
     beyond: bool
     deaths: int = 0
+
+    def items(self) -> List[Item]:
+        """Its items, ``(index, value)`` (to resend as they are, or to hand to ``on_error``)."""
+        return list(zip(self.indices, self.values))
 
 
 class ActorHandle:
@@ -77,6 +87,8 @@ class ActorHandle:
         #: bumped when the actor is replaced: completions of an older one are stale
         self.generation = 0
         self.ready = False
+        #: may be sent batches before it has answered `start` (they queue behind it)
+        self.early = False
         #: batches it may still be sent
         self.credit = 0
         #: its calls not answered yet, by ObjectRef
@@ -126,7 +138,8 @@ class Supervisor(StageRunner):
         #: items sent to actors and not yet delivered count against the output's room
         self.budget = Budget(output)
         self.sizer = BatchSizer(min(MAX_BATCH, stage.maxsize or MAX_BATCH), TARGET_SECONDS, 8)
-        self.indexed = False
+        #: whether batches carry indices: `f` takes ``element_index``
+        self.indexed = stage.f is not None and "element_index" in parameter_names(stage.f)
         self.cancelled = False
         self.input_ended = False
         #: handles not finished yet (``stage_status.active_workers`` for on_done)
@@ -197,7 +210,10 @@ class Supervisor(StageRunner):
             h.actor = actor
             h.generation += 1
             h.ready = False
-            h.credit = 0
+            # The first batches may queue behind `start` (a round trip saved) where the
+            # actor is sure to be placed: default options ask for no resource to run.
+            h.early = not self.actor_options and not h.resend and h.generation == 1
+            h.credit = EARLY_BATCHES if h.early else 0
             generation = h.generation
         self._watch(_STARTED, h, generation, actor.start.remote())
         if self.cancelled:
@@ -223,8 +239,8 @@ class Supervisor(StageRunner):
                 c.waiting += clock() - t0
                 if got is None:
                     break
-                (items, start), beyond = got
-                self._submit(h, Held(items, start, beyond))
+                (indices, values, start), beyond = got
+                self._submit(h, Held(indices, values, start, beyond))
             self.events.put((_INPUT_ENDED, None, 0, None))
         except Cancelled:
             pass
@@ -232,7 +248,7 @@ class Supervisor(StageRunner):
             self.execution.fail(e)
 
     def _get(self, n: int, block: bool) -> Any:
-        return self.input.get_tracked(n, block)
+        return self.input.get_columns(n, block)
 
     def _next_actor(self) -> ActorHandle:
         """Wait for an actor that may be sent a batch; the one with the most credit."""
@@ -240,7 +256,11 @@ class Supervisor(StageRunner):
             while True:
                 if self.cancelled:
                     raise Cancelled()
-                free = [h for h in self.handles if h.ready and h.credit > 0 and not h.beyond]
+                free = [
+                    h
+                    for h in self.handles
+                    if (h.ready or h.early) and h.credit > 0 and not h.beyond
+                ]
                 if free:
                     h = max(free, key=lambda h: h.credit)
                     h.credit -= 1
@@ -254,7 +274,7 @@ class Supervisor(StageRunner):
             actor, generation = h.actor, h.generation
             if actor is None:  # killed: the run is ending
                 return
-        batch = held.items if self.indexed else [x for _, x in held.items]
+        batch = held.items() if self.indexed else held.values
         ref = actor.run.remote(batch)
         with self.cond:
             h.pending[ref] = held
@@ -338,8 +358,9 @@ class Supervisor(StageRunner):
         self.indexed = indexed
         with self.cond:
             h.ready = True
+            h.early = False
             resend, h.resend = h.resend, []
-            h.credit = max(0, BATCHES_IN_FLIGHT - len(resend))
+            h.credit = max(0, BATCHES_IN_FLIGHT - len(resend) - len(h.pending))
             self.cond.notify_all()
         for held in resend:
             self._submit(h, held)
@@ -353,8 +374,8 @@ class Supervisor(StageRunner):
         if counts is not None:
             add_counts(c, counts)
         c.busy_extra += seconds
-        self.sizer.update(len(held.items), seconds)
-        outputs = decode_results([i for i, _ in held.items], result_kind, encoded)
+        self.sizer.update(len(held.indices), seconds)
+        outputs = decode_results(held.indices, result_kind, encoded)
         self._deliver(h, held, outputs)
         self._maybe_finish(h)
 
@@ -364,9 +385,9 @@ class Supervisor(StageRunner):
             t0 = time.perf_counter()
             self.output.put_batch(outputs)
             c.blocked += time.perf_counter() - t0
-        self.budget.release(len(held.items))
-        self.input.finish(held.start, len(held.items))
-        c.items_in += len(held.items)
+        self.budget.release(len(held.indices))
+        self.input.finish(held.start, len(held.indices))
+        c.items_in += len(held.indices)
         c.items_out += len(outputs)
         with self.cond:
             if held.beyond:
@@ -442,6 +463,7 @@ class Supervisor(StageRunner):
             lost = list(h.pending.values())
             h.pending.clear()
             h.ready = False
+            h.early = False
             h.beyond = False
         policy = self.stage.policy
         where = f"{self.stage.where}: worker actor {h.index}"
@@ -454,7 +476,7 @@ class Supervisor(StageRunner):
         again: List[Held] = []
         for held in lost:
             if policy is not None and policy.retryable(died, held.deaths):
-                self.counters.retried += len(held.items)
+                self.counters.retried += len(held.indices)
                 again.append(held._replace(deaths=held.deaths + 1))
             else:
                 self._give_up(h, held, died)
@@ -467,12 +489,12 @@ class Supervisor(StageRunner):
         """The items of a batch whose actor died too often: the policy decides."""
         policy = self.stage.policy
         c = self.counters
-        c.failed += len(held.items)
+        c.failed += len(held.indices)
         if policy is None or policy.on_error == "raise":
             raise died
         outputs: List[Item] = []
         op = self.stage.op
-        for item in held.items:
+        for item in held.items():
             if policy.on_error == "skip":
                 c.skipped += 1
                 continue
