@@ -334,9 +334,10 @@ class TaskRun:
             feeder.cancel()
 
     async def aclose(self, grace: float = GRACE_SECONDS) -> None:
-        """Cancel what is left and await every task; feeder threads get `grace` seconds,
-        at most `SOURCE_WAIT_SECONDS`: one still reading is stopped, not waited for (a source
-        blocked in C returns first; its closed channel takes nothing more)."""
+        """Cancel what is left and await every task. A feeder thread reading a source gets
+        `SOURCE_WAIT_SECONDS` (at most `grace`): one still reading is stopped, not waited
+        for (a source blocked in C returns first; its closed channel takes nothing more);
+        one running another backend's stage gets `grace` to stop that run."""
         self.cancel()
         # Only the pending ones: gathering done tasks may not suspend (Python 3.12+), and
         # their done callbacks must get to run.
@@ -344,9 +345,19 @@ class TaskRun:
         while pending:
             await asyncio.gather(*pending, return_exceptions=True)
             pending = [task for task in self.tasks if not task.done()]
+        deadline = self.loop.time() + grace
         exits = [f.exited for f in self.feeders if f.exited is not None and not f.exited.done()]
         if exits:
             await asyncio.wait(exits, timeout=min(grace, SOURCE_WAIT_SECONDS))
+        # A feeder running another backend's stage stops it (its workers, its processes)
+        # once cancelled: that gets the whole grace period.
+        foreign = [
+            f.exited
+            for f in self.feeders
+            if f.on_cancel is not None and f.exited is not None and not f.exited.done()
+        ]
+        if foreign:
+            await asyncio.wait(foreign, timeout=max(0.0, deadline - self.loop.time()))
         for feeder in self.feeders:
             feeder.kill()
 
