@@ -543,12 +543,12 @@ def most_in_one_second(times: List[float]) -> int:
 
 @pytest.mark.timeout(90)
 def test_rate_spaces_the_starts_over_all_workers(backend):
-    started = time.monotonic()
     it = backend.to_iterable(backend.map(stamp, range(100), workers=4, rate=20))
     starts = list(it)
-    elapsed = time.monotonic() - started
     assert len(starts) == 100
-    # 99 gaps of at least 1/20 s: about 5 s
+    # 99 gaps of at least 1/20 s: about 5 s from the first start to the last (measured
+    # between starts: starting the workers, seconds for Ray actors under load, is not it)
+    elapsed = max(starts) - min(starts)
     assert 4.0 <= elapsed <= 15, f"100 items at 20/s took {elapsed:.2f}s"
     assert most_in_one_second(starts) <= 20, "a one-second window held more than 20 starts"
     assert it.stats[0].items_out == 100

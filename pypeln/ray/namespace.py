@@ -48,7 +48,8 @@ class Store:
                 try:
                     await asyncio.wait_for(self.released.wait(), HOLDER_CHECK_SECONDS)
                 except asyncio.TimeoutError:
-                    if _holder_died(self.owner):  # it will never release the lock
+                    owner_now = self.owner  # (released meanwhile: None)
+                    if owner_now is not None and _holder_died(owner_now):  # never releases
                         self.owner, self.depth = None, 0
             self.owner = owner
             self.depth += 1
