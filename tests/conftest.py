@@ -233,6 +233,15 @@ if _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler:
 """
 
 
+def process_group_alive(pgid: int) -> bool:
+    """Whether any process of the process group `pgid` still exists."""
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 # -- sources -----------------------------------------------------------------------------
 
 

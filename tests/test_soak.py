@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 import pypeln as pl
-from tests.conftest import BACKEND_NAMES, SIGINT_AS_IN_A_TERMINAL, Leftovers, wait_until
+from tests.conftest import (
+    BACKEND_NAMES,
+    SIGINT_AS_IN_A_TERMINAL,
+    Leftovers,
+    process_group_alive,
+    wait_until,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -140,11 +146,7 @@ def test_ctrl_c_exits_promptly_with_no_child_left(name: str) -> None:
     assert elapsed < (6.0 if on_ray else 1.5), elapsed
 
     def group_alive() -> bool:
-        try:
-            os.killpg(proc.pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
+        return process_group_alive(proc.pid)
 
     # nothing of its process group is left
     time.sleep(0.2)

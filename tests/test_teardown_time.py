@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import SIGINT_AS_IN_A_TERMINAL, wait_until
+from conftest import SIGINT_AS_IN_A_TERMINAL, process_group_alive, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -124,14 +124,8 @@ def finish(proc: subprocess.Popen[str]) -> str:
         _, err = proc.communicate()
         pytest.fail(f"the script did not exit within 10 s; stderr:\n{err}")
 
-    def group_gone() -> bool:
-        try:
-            os.killpg(proc.pid, 0)
-            return False
-        except ProcessLookupError:
-            return True
-
-    assert wait_until(group_gone, 5), "a process of the run outlived it"
+    gone = wait_until(lambda: not process_group_alive(proc.pid), 5)
+    assert gone, "a process of the run outlived it"
     return err
 
 
