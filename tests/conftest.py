@@ -7,8 +7,10 @@ import gc
 import importlib.util
 import multiprocessing
 import os
+import sys
 import threading
 import time
+import traceback
 from typing import Any, Callable, Iterator, List, Set
 
 import pytest
@@ -284,6 +286,62 @@ def _process_start_method(request: pytest.FixtureRequest):
     pl.process.set_start_method(method)
     yield method
     pl.process.set_start_method(None)
+
+
+# -- forks -------------------------------------------------------------------------------
+
+
+def threads_running() -> int:
+    """How many threads this process runs, as the operating system counts them (those of
+    C libraries too, as Python 3.12+ does to warn about a fork), else as `threading`
+    does."""
+    try:
+        return len(os.listdir(f"/proc/{os.getpid()}/task"))
+    except OSError:
+        return threading.active_count()
+
+
+#: The forks of this process made while it ran other threads (with where they came from).
+_forks_with_threads: List[str] = []
+
+
+def _before_fork() -> None:
+    """Record a fork by `multiprocessing` (not a fork and exec: a subprocess) while other
+    threads run."""
+    caller = sys._getframe(1).f_code.co_filename
+    if os.path.basename(caller) != "popen_fork.py":
+        return
+    n = threads_running()
+    if n > 1:
+        where = "".join(traceback.format_stack(limit=14)[:-1])
+        _forks_with_threads.append(f"a fork while {n} threads ran, from:\n{where}")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork)
+
+
+if "forkserver" in multiprocessing.get_all_start_methods():
+    # A worker the forkserver starts imports the module of the stage's function, a test
+    # module: the server imports what they all import once, ahead (as it would a script).
+    multiprocessing.set_forkserver_preload(
+        ["__main__", "pypeln.process.worker", "conftest", "pytest", "hypothesis"]
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_fork_with_threads(request: pytest.FixtureRequest) -> Iterator[None]:
+    """pypeln does not fork a process that runs other threads (a lock another thread
+    holds stays held forever in the child); a test that makes it do so on purpose is
+    marked ``forks_with_threads``."""
+    del _forks_with_threads[:]
+    yield
+    forks, _forks_with_threads[:] = list(_forks_with_threads), []
+    if forks and request.node.get_closest_marker("forks_with_threads") is None:
+        pytest.fail(
+            f"{len(forks)} fork(s) of a process that ran other threads; the first is {forks[0]}",
+            pytrace=False,
+        )
 
 
 # -- ray ---------------------------------------------------------------------------------

@@ -142,10 +142,10 @@ def open_fds() -> int:
 @pytest.fixture
 def no_leak() -> Iterator[None]:
     """The test leaves no child process, thread or file descriptor behind."""
-    # helper processes multiprocessing starts once per process (it keeps a pipe to each)
-    if pl.process.get_start_method() != "fork":
-        resource_tracker.ensure_running()
-    if pl.process.get_start_method() == "forkserver":
+    # helper processes multiprocessing starts once per process (it keeps a pipe to each);
+    # a stage that would fork a process running other threads uses the forkserver instead
+    resource_tracker.ensure_running()
+    if "forkserver" in multiprocessing.get_all_start_methods():
         forkserver.ensure_running()
     before_children, before_threads = children(), threading.active_count()
     before_fds = open_fds()

@@ -22,9 +22,9 @@ from .._core.progress import Window
 from .._core.queue import IterableQueue as ThreadQueue
 from .._core.stage import Partial, Stage
 from .channel import Channel as Channel  # not public: one worker's pipe end
+from .methods import check_start_method, get_start_method, set_start_method
 from .namespace import Namespace
 from .queue import IterableQueue
-from .spawning import check_start_method, get_start_method, set_start_method
 from .supervisor import Supervisor
 from .worker import Worker
 

@@ -10,7 +10,7 @@ import threading
 from multiprocessing.managers import SyncManager
 from typing import Any, Optional, Tuple
 
-from . import spawning
+from . import methods
 
 _lock = threading.Lock()
 _manager: Optional[SyncManager] = None
@@ -20,7 +20,7 @@ def _shared_manager() -> SyncManager:
     global _manager
     with _lock:
         if _manager is None:
-            manager = SyncManager(ctx=spawning.context(spawning.get_start_method()))
+            manager = SyncManager(ctx=methods.context(methods.choose(None)[0]))
             manager.start()
             _manager = manager
         return _manager

@@ -1,4 +1,4 @@
-"""How worker processes start: the start method, and how a stage's functions reach them.
+"""How a stage's functions reach its worker processes, and what is said when they cannot.
 
 Under ``fork`` a worker inherits the stage's functions (nothing is pickled, so lambdas and
 closures just work). Under ``spawn`` and ``forkserver`` they are pickled once per stage, with
@@ -15,76 +15,9 @@ import multiprocessing
 import pickle
 import sys
 import types
-from multiprocessing.context import BaseContext
 from typing import Any, Callable, Optional, Tuple
 
 from .._core.docs import see
-
-_global_method: Optional[str] = None
-
-
-def set_start_method(method: Optional[str]) -> None:
-    """Choose how `pl.process` starts its worker processes: ``"fork"``, ``"spawn"`` or
-    ``"forkserver"``; None goes back to Python's own default.
-
-    It applies to the runs that start afterwards; a stage may override it with its own
-    ``start_method=`` argument. Unlike `multiprocessing.set_start_method` it may be called
-    any number of times.
-
-    >>> import pypeln as pl
-    >>> pl.process.set_start_method("spawn")
-    >>> pl.process.get_start_method()
-    'spawn'
-    >>> pl.process.set_start_method(None)
-    """
-    global _global_method
-    check_start_method("pl.process.set_start_method", method)
-    _global_method = method
-
-
-def get_start_method(stage_method: Optional[str] = None) -> str:
-    """The start method a stage uses: its own, else `set_start_method`'s, else Python's
-    (``forkserver`` instead of Python's ``fork`` once Ray runs in this process: a forked
-    child would break the connections of Ray's client, which it shares).
-
-    >>> import pypeln as pl
-    >>> pl.process.get_start_method("spawn")  # a stage's own ``start_method=`` comes first
-    'spawn'
-    >>> pl.process.get_start_method() in ("fork", "spawn", "forkserver")
-    True
-    """
-    chosen = stage_method or _global_method
-    if chosen:
-        return chosen
-    default = (
-        multiprocessing.get_start_method(allow_none=True)
-        or multiprocessing.get_all_start_methods()[0]
-    )
-    methods = multiprocessing.get_all_start_methods()
-    if default == "fork" and "forkserver" in methods and _ray_running():
-        return "forkserver"
-    return default
-
-
-def _ray_running() -> bool:
-    ray = sys.modules.get("ray")
-    try:
-        return ray is not None and bool(ray.is_initialized())
-    except Exception:  # a module named ray that is not Ray
-        return False
-
-
-def check_start_method(where: str, method: Any) -> None:
-    if method is None:
-        return
-    methods = multiprocessing.get_all_start_methods()
-    if method not in methods:
-        raise ValueError(f"{where}: start_method must be one of {methods} or None, got {method!r}")
-
-
-def context(method: str) -> BaseContext:
-    """The multiprocessing context of `method` (without fixing Python's global default)."""
-    return multiprocessing.get_context(method)
 
 
 def _pickler() -> Tuple[Callable[..., bytes], str]:
@@ -170,6 +103,15 @@ def _describe(value: Any) -> str:
     if name is None:
         return repr(value)
     return f"{module}.{name}" if module else name
+
+
+def quietly_pickled(payload: Any) -> Optional[bytes]:
+    """`payload` pickled as `pack` would for spawn and forkserver, or None if it cannot be."""
+    dumps = _pickler()[0]
+    try:
+        return dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None
 
 
 def pack(where: str, method: str, payload: Any, parts: Tuple[Tuple[str, Any], ...]) -> Any:

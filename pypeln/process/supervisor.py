@@ -35,7 +35,7 @@ from .._core.rate import RateLimiter
 from .._core.stage import Stage
 from .._core.stats import Counters
 from .._core.wire import add_counts, decode_results
-from . import spawning
+from . import methods, spawning
 from .channel import (
     ATTEMPT,
     BATCH,
@@ -147,11 +147,6 @@ class Supervisor(ThreadRunner):
         self.windows = windows
         #: a source worker's watermark slot in a tracked output
         self.slot = output.progress_slot() if output.tracked and self.reads_source else -1
-        method = spawning.get_start_method(stage.options.get("start_method"))
-        spawning.refuse_while_importing_main(stage.where, method)
-        spawning.refuse_in_daemon(stage.where)
-        self.method = method
-        self.context: Any = spawning.context(method)
         policy = None if self.reads_source else stage.policy
         #: the workers report when each attempt starts and ends (a timeout and a policy)
         self.timed_attempts = (
@@ -175,7 +170,17 @@ class Supervisor(ThreadRunner):
             ("on_error", policy.on_error if policy is not None else None),
             ("iterable", job.source),
         )
-        self.payload = spawning.pack(stage.where, method, job, parts)
+        # a worker that overruns the timeout is replaced from the collector thread
+        method, data = methods.choose(
+            stage.options.get("start_method"),
+            job,
+            later_forks=bool(stage.timeout) and not self.reads_source,
+        )
+        spawning.refuse_while_importing_main(stage.where, method)
+        spawning.refuse_in_daemon(stage.where)
+        self.method = method
+        self.context: Any = methods.context(method)
+        self.payload = data if data is not None else spawning.pack(stage.where, method, job, parts)
         n = 1 if self.reads_source else stage.workers
         self.timeout = 0.0 if self.reads_source else float(stage.timeout)
         self.in_flight = 1 if self.timeout else BATCHES_IN_FLIGHT

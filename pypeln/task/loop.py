@@ -136,14 +136,31 @@ class ForeignRun:
         self.stats = stats
         self._lock = threading.Lock()
         self._execution: Any = None
+        self._error: Optional[Exception] = None
         self._cancelled = False
 
-    def batches(self) -> Iterator[List[Item]]:
-        stage = self.stage
+    def open(self) -> None:
+        """Start the stage's run, if not yet: `TaskRun.start` does it before it starts any
+        feeder thread, so that a process stage forks while no thread of the run exists.
+        An error surfaces in `batches`, in the feeder's thread."""
         with self._lock:
-            if self._cancelled:
+            if self._cancelled or self._execution is not None or self._error is not None:
                 return
-            execution = self._execution = stage.backend.start(stage, stage.maxsize, self.stats)
+            try:
+                self._execution = self.stage.backend.start(
+                    self.stage, self.stage.maxsize, self.stats
+                )
+            except Exception as e:
+                self._error = e
+
+    def batches(self) -> Iterator[List[Item]]:
+        self.open()
+        with self._lock:
+            execution, error = self._execution, self._error
+        if error is not None:
+            raise error
+        if execution is None:  # cancelled before it started
+            return
         try:
             yield from execution
         finally:
@@ -188,6 +205,8 @@ class TaskRun:
         self.tasks: Set[asyncio.Task[Any]] = set()
         self.feeders: List[ThreadFeeder] = []
         self._starters: List[Callable[[], Coroutine[Any, Any, None]]] = []
+        #: stages of other backends run apart, started by `start` (see `ForeignRun.open`)
+        self._foreign: List[ForeignRun] = []
         #: the stages whose workers run on this run's loop
         self.stages: List[Stage[Any]] = []
         self._started = 0
@@ -264,6 +283,7 @@ class TaskRun:
         else:
             foreign = ForeignRun(node, self.stats)
             self._feed(foreign.batches, out, cap, foreign.cancel)
+            self._foreign.append(foreign)
 
     def _feed(
         self,
@@ -283,6 +303,10 @@ class TaskRun:
     def start(self) -> None:
         """Start what `connect` added since the last start (call on the loop's thread)."""
         starters, self._starters = self._starters, []
+        foreign, self._foreign = self._foreign, []
+        for run in foreign:
+            if not self.cancelled:
+                run.open()
         for make in starters:
             self.spawn(make())
         feeders, self._started = self.feeders[self._started :], len(self.feeders)
