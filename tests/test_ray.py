@@ -676,6 +676,36 @@ def test_a_completion_callback_that_never_comes_does_not_hang_the_run(
     assert sorted(out) == [2 * x for x in range(20)]
 
 
+@pytest.mark.timeout(120)
+def test_an_actor_that_never_comes_up_is_replaced(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An actor that needs no resource and whose process Ray has not brought up after a
+    while is replaced, and the batches sent to it go to its successor: the run ends with
+    every item, instead of waiting for it forever."""
+    from pypeln.ray import supervisor
+
+    marker = str(tmp_path / "first-start")
+
+    def first_start_hangs() -> None:
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            time.sleep(600)  # never comes up (it is killed and replaced)
+
+    first: List[str] = []
+
+    def state(actor: Any) -> str:
+        first.append(first[0] if first else actor._actor_id.hex())
+        return "PENDING_CREATION" if actor._actor_id.hex() == first[0] else "ALIVE"
+
+    monkeypatch.setattr(supervisor, "STUCK_START_SECONDS", 1.0)
+    monkeypatch.setattr(supervisor, "actor_state", state)
+    stage = pl.ray.map(double, range(50), workers=1, on_start=first_start_hangs)
+    with pytest.warns(RuntimeWarning, match="had not started"):
+        out = within(90, list, stage)
+    assert sorted(out) == [2 * x for x in range(50)]
+
+
 @pytest.mark.timeout(60)
 def test_ordered_restores_the_source_order() -> None:
     pairs = pl.ray.flat_map(lambda x: [jittery(x)] * 2, range(40), workers=2) | pl.ray.ordered

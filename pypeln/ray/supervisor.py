@@ -56,6 +56,14 @@ POLL_SECONDS = 2.0
 START_CHECK_SECONDS = 10.0
 #: Looks after which an actor Ray has not placed yet is given up on.
 START_CHECKS = 3
+#: Seconds after which an actor that needs no resource (so Ray can always place it) and
+#: has not come up yet is replaced: under a burst of actor starts and kills Ray may never
+#: start the process of one.
+STUCK_START_SECONDS = 20.0
+#: Replacements of such an actor before the run fails.
+STUCK_STARTS = 3
+#: Ray's states of an actor whose process has not come up.
+NOT_UP = ("PENDING_CREATION", "DEPENDENCIES_UNREADY")
 
 # What lands in `Supervisor.events`: (kind, handle, generation, ref)
 _STARTED, _RESULT, _FINISHED, _INPUT_ENDED, _STOP = range(5)
@@ -101,6 +109,9 @@ class ActorHandle:
         #: next is due (`time.monotonic`)
         self.start_checks = 0
         self.next_start_check = 0.0
+        #: when its actor was created (`time.monotonic`), and how often it did not come up
+        self.launched = 0.0
+        self.stuck_starts = 0
         #: on_done was sent (or it never started); then finished
         self.finishing = False
         self.finished = False
@@ -189,6 +200,9 @@ class Supervisor(StageRunner):
 
     def _kill(self, h: ActorHandle) -> None:
         actor, h.actor = h.actor, None
+        self._kill_actor(actor)
+
+    def _kill_actor(self, actor: Any) -> None:
         if actor is not None:
             try:
                 self.ray.kill(actor, no_restart=True)
@@ -214,6 +228,7 @@ class Supervisor(StageRunner):
             # actor is sure to be placed: default options ask for no resource to run.
             h.early = not self.actor_options and not h.resend and h.generation == 1
             h.credit = EARLY_BATCHES if h.early else 0
+            h.launched = time.monotonic()
             generation = h.generation
         self._watch(_STARTED, h, generation, actor.start.remote())
         if self.cancelled:
@@ -268,15 +283,17 @@ class Supervisor(StageRunner):
                 self.cond.wait()
 
     def _submit(self, h: ActorHandle, held: Held) -> None:
+        batch = held.items() if self.indexed else held.values
         with self.cond:
             if held.beyond:
                 h.beyond = True
             actor, generation = h.actor, h.generation
             if actor is None:  # killed: the run is ending
                 return
-        batch = held.items() if self.indexed else held.values
-        ref = actor.run.remote(batch)
-        with self.cond:
+            if not (h.ready or h.early):  # replaced: its successor gets it once started
+                h.resend.append(held)
+                return
+            ref = actor.run.remote(batch)
             h.pending[ref] = held
         self._watch(_RESULT, h, generation, ref)
 
@@ -290,6 +307,7 @@ class Supervisor(StageRunner):
                 except queue.Empty:
                     self._check_starts()
                     self._poll()
+                    self._replace_stuck()
                     continue
                 if kind == _STOP or self.cancelled:
                     return
@@ -317,6 +335,42 @@ class Supervisor(StageRunner):
         if self.watched:
             due.append(POLL_SECONDS)
         return max(0.0, min(due)) if due else None
+
+    def _replace_stuck(self) -> None:
+        """Replace the actors that need no resource and have not come up in
+        `STUCK_START_SECONDS`, the batches sent to them included (see `_stuck`)."""
+        if self.actor_options:  # it may wait for room in the cluster: `_check_start`
+            return
+        late = time.monotonic() - STUCK_START_SECONDS
+        for h in self.handles:
+            with self.cond:
+                stuck = h.actor is not None and not h.ready and h.launched < late
+                actor = h.actor
+            if stuck and not h.finishing and actor_state(actor) in NOT_UP:
+                self._stuck(h)
+
+    def _stuck(self, h: ActorHandle) -> None:
+        h.stuck_starts += 1
+        where = f"{self.stage.where}: worker actor {h.index}"
+        if h.stuck_starts > STUCK_STARTS:
+            raise WorkerDiedError(
+                f"{where} did not start: Ray did not bring up its process in "
+                f"{STUCK_START_SECONDS:g} s, {STUCK_STARTS + 1} times in a row"
+            )
+        warnings.warn(
+            f"{where} had not started {STUCK_START_SECONDS:g} s after it was created "
+            "(Ray had not brought up its process); started another in its place",
+            RuntimeWarning,
+            stacklevel=1,
+        )
+        with self.cond:
+            actor = h.actor
+            h.resend = [*h.pending.values(), *h.resend]
+            h.pending.clear()
+            h.ready = h.early = False
+            h.credit = 0
+        self._kill_actor(actor)
+        self._launch(h)
 
     def _unwatch(self, ref: Any) -> bool:
         """Whether `ref`'s completion is still to be handled (and now is)."""
@@ -482,7 +536,8 @@ class Supervisor(StageRunner):
                 self._give_up(h, held, died)
         if kind == _FINISHED and not again:
             raise died
-        h.resend = again
+        with self.cond:  # and what was taken for it meanwhile (see `_submit`)
+            h.resend = [*again, *h.resend]
         self._launch(h)
 
     def _give_up(self, h: ActorHandle, held: Held, died: WorkerDiedError) -> None:
