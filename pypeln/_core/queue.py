@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from itertools import repeat, starmap
 from typing import (
     Any,
     Callable,
@@ -318,7 +319,7 @@ class IterableQueue(Generic[T]):
             items: List[Any] = taken  # (index, value) pairs
             return [i for i, _ in items], [x for _, x in items], start
         seq, lo, hi = taken
-        return [(i,) for i in range(lo, hi)], seq[lo:hi], start
+        return list(zip(range(lo, hi))), seq[lo:hi], start
 
     def get_waking(
         self, limit: int, timeout: Optional[float] = None
@@ -388,8 +389,7 @@ class IterableQueue(Generic[T]):
         items = self._items
         n = min(limit, -(-len(items) // self.consumers))
         # popleft only: an unlocked `put` may append meanwhile (see `put`).
-        pop = items.popleft
-        batch = [pop() for _ in range(n)]
+        batch = list(starmap(items.popleft, repeat((), n)))
         if self._putters:
             self._not_full.notify(n)
         if self._room_callbacks:
