@@ -219,16 +219,37 @@ def pl_first_item(
     return elapsed, [first]
 
 
-def _rss_mb() -> Optional[float]:
-    """This process's resident set size now (VmRSS), in MB; None where /proc is missing."""
+def _status_mb(field: str) -> Optional[float]:
+    """A field of ``/proc/self/status`` given in kB (``VmRSS``, ``VmHWM``), in MB; None where
+    /proc is missing."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
+
+
+def _rss_mb() -> Optional[float]:
+    """This process's resident set size now (VmRSS), in MB; None where /proc is missing."""
+    return _status_mb("VmRSS")
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS since its interpreter started, in MB.
+
+    ``VmHWM`` where /proc has it: the high-water mark of this process's own memory. Not
+    ``ru_maxrss`` there, because on Linux ``ru_maxrss`` keeps the largest RSS the process
+    had across fork and exec: a row's interpreter would report at least the RSS the
+    harness had when it started the row (tens of MB once the harness has imported
+    matplotlib for ``--plot``), whatever the row did. ``ru_maxrss`` elsewhere (macOS).
+    """
+    import resource
+
+    hwm = _status_mb("VmHWM")
+    return hwm if hwm is not None else _maxrss_mb(resource.RUSAGE_SELF)
 
 
 def _maxrss_mb(who: int) -> float:
@@ -245,11 +266,11 @@ def pl_map_rss(
     """A whole ``pl.<backend>.map(fn, range(n))`` run (``| ordered`` with ``ordered``), and
     the peak RSS of this process over it.
 
-    The peak is ``getrusage(RUSAGE_SELF).ru_maxrss`` after the run: the high-water mark of
-    this process (not of its children) since it started, so it is the run's own peak only
+    The peak is `_peak_rss_mb` after the run: the high-water mark of this process (not of
+    its children) since it started, so it is the run's own peak only
     in a fresh interpreter and on the first repetition (suite.py runs these rows once).
     `ordered` and the queues it reads from live in this process; the worker processes only
-    run ``fn``. Also reported: the RSS just before the run (VmRSS), ru_maxrss before it, and
+    run ``fn``. Also reported: the RSS just before the run (VmRSS), the peak before it, and
     the largest ru_maxrss of the child processes waited for by the end of the run.
     """
     import resource
@@ -260,7 +281,7 @@ def pl_map_rss(
     f = _fn(fn)
     kwargs = {} if workers is None else {"workers": workers}
     rss_before = _rss_mb()
-    peak_before = _maxrss_mb(resource.RUSAGE_SELF)
+    peak_before = _peak_rss_mb()
     t0 = time.perf_counter()
     stage = pl_map_(f, range(n), **kwargs)
     if pl_ordered is not None:
@@ -268,7 +289,7 @@ def pl_map_rss(
     out = list(stage)
     elapsed = time.perf_counter() - t0
     memory = {
-        "peak_rss_mb": _maxrss_mb(resource.RUSAGE_SELF),
+        "peak_rss_mb": _peak_rss_mb(),
         "rss_before_mb": rss_before,
         "peak_before_mb": peak_before,
         "children_peak_mb": _maxrss_mb(resource.RUSAGE_CHILDREN),
@@ -299,25 +320,33 @@ def pl_stream(
     n: int, stages: List[List[Any]], maxsize: int = 0
 ) -> Tuple[float, Any, Dict[str, Optional[float]]]:
     """A long stream: `pl_chain`'s pipeline consumed item by item (a count and a sum, no
-    list), and how much the peak RSS of this process rose over the run.
+    list), timed from its first item out, and how much the peak RSS of this process rose.
 
-    The rise is ``ru_maxrss`` after the run minus the RSS just before it (VmRSS): an upper
-    bound of the growth, since ru_maxrss is a high-water mark since the interpreter started
-    (suite.py runs these rows once, each in its own interpreter). The largest ru_maxrss of
-    the child processes (the process stage's workers) is reported too.
+    The seconds are those from the first item to the end of the stream, so that the
+    items/s is the rate at which the pipeline streams, comparable between a short and a
+    long run; the start-up (time to the first item, workers started) is reported apart as
+    ``start_s``. The rise is the peak RSS after the run (`_peak_rss_mb`) minus the RSS
+    just before it (VmRSS): an upper bound of the growth, the peak being a high-water mark
+    since the interpreter started (suite.py runs these rows once, each in its own
+    interpreter). The largest ru_maxrss of the child processes waited for (the process
+    stage's workers) is reported too.
     """
     import resource
 
     stage = _chain(n, stages, maxsize)
     rss_before = _rss_mb()
     t0 = time.perf_counter()
-    count = total = 0
-    for x in stage:
+    items = iter(stage)
+    total = next(items)
+    first = time.perf_counter()
+    count = 1
+    for x in items:
         count += 1
         total += x
-    elapsed = time.perf_counter() - t0
-    peak = _maxrss_mb(resource.RUSAGE_SELF)
+    elapsed = time.perf_counter() - first
+    peak = _peak_rss_mb()
     memory = {
+        "start_s": first - t0,
         "peak_rss_mb": peak,
         "rss_before_mb": rss_before,
         "rss_growth_mb": None if rss_before is None else peak - rss_before,

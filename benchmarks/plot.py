@@ -334,6 +334,9 @@ def _sweep_chart(plt: Any, workload: str, rows: Sequence[Dict[str, Any]]) -> Any
         ax.plot(xs, ys, color="#2e7d32", linestyle=":", linewidth=1.2, label="ideal")
     if log_x:
         ax.set_xscale("log")
+    else:  # a tick at every point
+        ax.set_xticks(sorted({float(r["x"]) for r in rows if r.get("x") is not None}))
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda x, _: f"{x:g}"))
     if _spread(values) > LOG_SPREAD:
         ax.set_yscale("log")
     else:

@@ -80,7 +80,7 @@ WORKLOADS: Dict[str, str] = {
     "map unordered and peers that keep order by nature. Higher items/s is better.",
     "ordered-first-item": "Time from starting to iterate process.map | ordered over a big "
     "input to its first item, vs the same stage without ordered. Lower is better.",
-    "ordered-memory": "Peak RSS of the consuming process (ru_maxrss, children excluded) over a "
+    "ordered-memory": "Peak RSS of the consuming process (VmHWM, children excluded) over a "
     "whole run of process.map | ordered, vs the same run without ordered; one run each. "
     "Lower is better.",
     "progress": "A trivial thread.map with a progress bar per stage (drawn to a null device) vs "
@@ -91,9 +91,10 @@ WORKLOADS: Dict[str, str] = {
     "each against one thread.map stage in the same run. Higher items/s is better.",
     "many-workers": "10 ms waits on many workers: 1,000 threads, 10,000 tasks; ideal time = "
     "items x 10 ms / workers.",
-    "long-stream": "A long stream through 3 mixed stages with maxsize=1000, consumed item by item, "
-    "against a short run of the same pipeline; one run each. RSS growth: the consumer's peak "
-    "RSS after the run minus its RSS before.",
+    "long-stream": "A long stream through 3 mixed stages with maxsize=1000, consumed item by "
+    "item, against a short run of the same pipeline; one run each, timed from the first item "
+    "out (the streaming rate, start-up apart). RSS growth: the consumer's peak RSS after the "
+    "run minus its RSS before.",
     "sweep-items": "Curve: items/s against the number of items (start-up included).",
     "sweep-stages": "Curve: items/s against the number of trivial map stages.",
     "sweep-workers": "Curve: items/s of 10 ms sleeps against the number of workers, the same "
@@ -429,7 +430,7 @@ def workload_tables(results: Sequence[Result]) -> List[Tuple[str, List[str], Lis
                     above = rss_above(ours, r) if r.row.kind != OURS else None
                     before = r.measure("peak_before_mb")
                     if before is not None and (r.peak_rss_mb or 0) <= before:
-                        # ru_maxrss did not move: the process peaked before the run began
+                        # the peak did not move: the process peaked before the run began
                         note = "; ".join(x for x in [note, "peak reached before the run"] if x)
                     cells += [
                         _num(r.best),
