@@ -325,11 +325,13 @@ def pl_stream(
     The seconds are those from the first item to the end of the stream, so that the
     items/s is the rate at which the pipeline streams, comparable between a short and a
     long run; the start-up (time to the first item, workers started) is reported apart as
-    ``start_s``. The rise is the peak RSS after the run (`_peak_rss_mb`) minus the RSS
-    just before it (VmRSS): an upper bound of the growth, the peak being a high-water mark
-    since the interpreter started (suite.py runs these rows once, each in its own
-    interpreter). The largest ru_maxrss of the child processes waited for (the process
-    stage's workers) is reported too.
+    ``start_s``. Within the run, ``items_per_s_1eK`` is the rate over the decade of items
+    that ends at item 10^K (from 10^(K-1)), for 10^5 and up: a stream that slows down as it
+    gets longer shows it there too. The rise is the peak RSS after the run (`_peak_rss_mb`)
+    minus the RSS just before it (VmRSS): an upper bound of the growth, the peak being a
+    high-water mark since the interpreter started (suite.py runs these rows once, each in
+    its own interpreter). The largest ru_maxrss of the child processes waited for (the
+    process stage's workers) is reported too.
     """
     import resource
 
@@ -340,12 +342,22 @@ def pl_stream(
     total = next(items)
     first = time.perf_counter()
     count = 1
+    marks = [10**k for k in range(4, 19) if 10**k <= n]  # where the clock is read
+    mark, at = (marks.pop(0) if marks else 0), {}
     for x in items:
         count += 1
         total += x
+        if count == mark:
+            at[mark] = time.perf_counter()
+            mark = marks.pop(0) if marks else 0
     elapsed = time.perf_counter() - first
     peak = _peak_rss_mb()
-    memory = {
+    memory: Dict[str, Optional[float]] = {
+        f"items_per_s_1e{len(str(m)) - 1}": (m - m // 10) / (t - at[m // 10])
+        for m, t in at.items()
+        if m // 10 in at and t > at[m // 10]
+    }
+    memory |= {
         "start_s": first - t0,
         "peak_rss_mb": peak,
         "rss_before_mb": rss_before,

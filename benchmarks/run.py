@@ -543,7 +543,13 @@ def judge(target: Target, by_key: Dict[str, Result]) -> Verdict:
         if value is None:
             return Verdict(target, "N/A", f"peer: {peer.status}")
         good = abs(value - 1) <= target.threshold
-        return Verdict(target, "PASS" if good else "FAIL", _ratio_text(value))
+        decades = [  # the long run's own rates, decade by decade, where it measured them
+            f"10^{name[len('items_per_s_1e') :]}: {_num(ours.measure(name))}/s"
+            for name in sorted({k for m in ours.measures for k in m})
+            if name.startswith("items_per_s_1e")
+        ]
+        within = f"; within the long run, by decade: {', '.join(decades)}" if decades else ""
+        return Verdict(target, "PASS" if good else "FAIL", _ratio_text(value) + within)
     if target.kind == RSS_GROWTH_MB:
         growth = ours.measure("rss_growth_mb")
         if growth is None:
