@@ -84,7 +84,7 @@ MIXED_STAGES = [["thread", 4], ["process", 2], ["task", 100], ["process", 2], ["
 STREAM_STAGES = [["thread", 2], ["process", 2], ["task", 100]]
 SWEEP_STAGES = [1, 2, 5, 10]
 SWEEP_THREAD_WORKERS = [1, 10, 100, 1000]
-SWEEP_TASK_WORKERS = [10, 100, 1000, 10_000]
+SWEEP_TASK_WORKERS = [10, 100, 1000]  # 10,000 tasks: the many-workers workload
 SWEEP_PAYLOADS = [1_000, 10_000, 100_000, 1_000_000]
 
 #: The sweeps: workload -> (what the x axis is, whether it is drawn on a log scale).
