@@ -76,10 +76,29 @@ async def asleep_10ms(x: int) -> int:
     return x
 
 
+def echo(x: Any) -> Any:
+    """Returns its item: a big item crosses to the worker and back."""
+    return x
+
+
 FUNCTIONS: Dict[str, Callable[..., Any]] = {
     f.__name__: f
-    for f in (inc, is_even, double, even_or_none, sleep_10ms, ainc, ais_even, adouble, asleep_10ms)
+    for f in (
+        inc,
+        is_even,
+        double,
+        even_or_none,
+        sleep_10ms,
+        ainc,
+        ais_even,
+        adouble,
+        asleep_10ms,
+        echo,
+    )
 }
+
+#: The function of a map stage on each backend in the chains (`pl_chain`, `pl_stream`).
+CHAIN_FUNCTIONS = {"sync": inc, "thread": inc, "process": inc, "task": ainc, "ray": inc}
 
 
 def _fn(name: str) -> Callable[..., Any]:
@@ -200,16 +219,37 @@ def pl_first_item(
     return elapsed, [first]
 
 
-def _rss_mb() -> Optional[float]:
-    """This process's resident set size now (VmRSS), in MB; None where /proc is missing."""
+def _status_mb(field: str) -> Optional[float]:
+    """A field of ``/proc/self/status`` given in kB (``VmRSS``, ``VmHWM``), in MB; None where
+    /proc is missing."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
+
+
+def _rss_mb() -> Optional[float]:
+    """This process's resident set size now (VmRSS), in MB; None where /proc is missing."""
+    return _status_mb("VmRSS")
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS since its interpreter started, in MB.
+
+    ``VmHWM`` where /proc has it: the high-water mark of this process's own memory. Not
+    ``ru_maxrss`` there, because on Linux ``ru_maxrss`` keeps the largest RSS the process
+    had across fork and exec: a row's interpreter would report at least the RSS the
+    harness had when it started the row (tens of MB once the harness has imported
+    matplotlib for ``--plot``), whatever the row did. ``ru_maxrss`` elsewhere (macOS).
+    """
+    import resource
+
+    hwm = _status_mb("VmHWM")
+    return hwm if hwm is not None else _maxrss_mb(resource.RUSAGE_SELF)
 
 
 def _maxrss_mb(who: int) -> float:
@@ -226,11 +266,11 @@ def pl_map_rss(
     """A whole ``pl.<backend>.map(fn, range(n))`` run (``| ordered`` with ``ordered``), and
     the peak RSS of this process over it.
 
-    The peak is ``getrusage(RUSAGE_SELF).ru_maxrss`` after the run: the high-water mark of
-    this process (not of its children) since it started, so it is the run's own peak only
+    The peak is `_peak_rss_mb` after the run: the high-water mark of this process (not of
+    its children) since it started, so it is the run's own peak only
     in a fresh interpreter and on the first repetition (suite.py runs these rows once).
     `ordered` and the queues it reads from live in this process; the worker processes only
-    run ``fn``. Also reported: the RSS just before the run (VmRSS), ru_maxrss before it, and
+    run ``fn``. Also reported: the RSS just before the run (VmRSS), the peak before it, and
     the largest ru_maxrss of the child processes waited for by the end of the run.
     """
     import resource
@@ -241,7 +281,7 @@ def pl_map_rss(
     f = _fn(fn)
     kwargs = {} if workers is None else {"workers": workers}
     rss_before = _rss_mb()
-    peak_before = _maxrss_mb(resource.RUSAGE_SELF)
+    peak_before = _peak_rss_mb()
     t0 = time.perf_counter()
     stage = pl_map_(f, range(n), **kwargs)
     if pl_ordered is not None:
@@ -249,12 +289,97 @@ def pl_map_rss(
     out = list(stage)
     elapsed = time.perf_counter() - t0
     memory = {
-        "peak_rss_mb": _maxrss_mb(resource.RUSAGE_SELF),
+        "peak_rss_mb": _peak_rss_mb(),
         "rss_before_mb": rss_before,
         "peak_before_mb": peak_before,
         "children_peak_mb": _maxrss_mb(resource.RUSAGE_CHILDREN),
     }
     return elapsed, out, memory
+
+
+def _chain(n: int, stages: List[List[Any]], maxsize: int) -> Any:
+    """``range(n) | map(inc) | map(inc) | ...``: one map stage per ``[backend, workers]`` of
+    `stages` (``ainc`` on task stages), each with ``maxsize`` when it is not 0."""
+    stage: Any = range(n)
+    for backend, workers in stages:
+        pl_map_ = _operator(_backend(backend), "map")
+        kwargs = {"workers": workers, **({"maxsize": maxsize} if maxsize else {})}
+        stage = pl_map_(CHAIN_FUNCTIONS[backend], stage, **kwargs)
+    return stage
+
+
+def pl_chain(n: int, stages: List[List[Any]], maxsize: int = 0) -> Measured:
+    """``range(n) | pl.<b1>.map(inc) | pl.<b2>.map(inc) | ... | list``, any backends mixed:
+    what each stage added to a pipeline costs. The output is ``x + len(stages)``."""
+    t0 = time.perf_counter()
+    out = list(_chain(n, stages, maxsize))
+    return time.perf_counter() - t0, out
+
+
+def pl_stream(
+    n: int, stages: List[List[Any]], maxsize: int = 0
+) -> Tuple[float, Any, Dict[str, Optional[float]]]:
+    """A long stream: `pl_chain`'s pipeline consumed item by item (a count and a sum, no
+    list), timed from its first item out, and how much the peak RSS of this process rose.
+
+    The seconds are those from the first item to the end of the stream, so that the
+    items/s is the rate at which the pipeline streams, comparable between a short and a
+    long run; the start-up (time to the first item, workers started) is reported apart as
+    ``start_s``. Within the run, ``items_per_s_1eK`` is the rate over the decade of items
+    that ends at item 10^K (from 10^(K-1)), for 10^5 and up: a stream that slows down as it
+    gets longer shows it there too. The rise is the peak RSS after the run (`_peak_rss_mb`)
+    minus the RSS just before it (VmRSS): an upper bound of the growth, the peak being a
+    high-water mark since the interpreter started (suite.py runs these rows once, each in
+    its own interpreter). The largest ru_maxrss of the child processes waited for (the
+    process stage's workers) is reported too.
+    """
+    import resource
+
+    stage = _chain(n, stages, maxsize)
+    rss_before = _rss_mb()
+    t0 = time.perf_counter()
+    items = iter(stage)
+    total = next(items)
+    first = time.perf_counter()
+    count = 1
+    marks = [10**k for k in range(4, 19) if 10**k <= n]  # where the clock is read
+    mark, at = (marks.pop(0) if marks else 0), {}
+    for x in items:
+        count += 1
+        total += x
+        if count == mark:
+            at[mark] = time.perf_counter()
+            mark = marks.pop(0) if marks else 0
+    elapsed = time.perf_counter() - first
+    peak = _peak_rss_mb()
+    memory: Dict[str, Optional[float]] = {
+        f"items_per_s_1e{len(str(m)) - 1}": (m - m // 10) / (t - at[m // 10])
+        for m, t in at.items()
+        if m // 10 in at and t > at[m // 10]
+    }
+    memory |= {
+        "start_s": first - t0,
+        "peak_rss_mb": peak,
+        "rss_before_mb": rss_before,
+        "rss_growth_mb": None if rss_before is None else peak - rss_before,
+        "children_peak_mb": _maxrss_mb(resource.RUSAGE_CHILDREN),
+    }
+    return elapsed, (count, total), memory
+
+
+def _payloads(n: int, size: int) -> Iterator[bytes]:
+    """n distinct ``bytes`` objects of `size` bytes (distinct, so that pickling a batch of
+    them cannot share one copy)."""
+    return (bytes(size) for _ in range(n))
+
+
+def pl_payload(n: int, backend: str, size: int, workers: int) -> Measured:
+    """``pl.<backend>.map(echo, items, workers=workers)`` over n items of `size` bytes each:
+    every item crosses to a worker and back; the consumer keeps only their lengths."""
+    pl_map_ = _operator(_backend(backend), "map")
+    t0 = time.perf_counter()
+    out = [len(b) for b in pl_map_(echo, _payloads(n, size), workers=workers)]
+    return time.perf_counter() - t0, out
 
 
 # --------------------------------------------------------------------------- built-ins
@@ -332,6 +457,15 @@ def pool_map(n: int, fn: str, workers: int, chunksize: int, ordered: bool = Fals
     with multiprocessing.Pool(workers) as pool:
         imap = pool.imap if ordered else pool.imap_unordered
         out = list(imap(f, range(n), chunksize=chunksize))
+    return time.perf_counter() - t0, out
+
+
+def pool_payload(n: int, size: int, workers: int, chunksize: int) -> Measured:
+    """`pl_payload` with ``Pool.imap_unordered``."""
+    t0 = time.perf_counter()
+    with multiprocessing.Pool(workers) as pool:
+        items = pool.imap_unordered(echo, _payloads(n, size), chunksize=chunksize)
+        out = [len(b) for b in items]
     return time.perf_counter() - t0, out
 
 
@@ -503,6 +637,18 @@ def gather_map(n: int, fn: str, workers: int) -> Measured:
     return time.perf_counter() - t0, out
 
 
+def gather_all_map(n: int, fn: str) -> Measured:
+    """``asyncio.gather`` of all n coroutines at once: no limit, every task started at once."""
+    f = _fn(fn)
+
+    async def main() -> List[Any]:
+        return await asyncio.gather(*(f(x) for x in range(n)))
+
+    t0 = time.perf_counter()
+    out = asyncio.run(main())
+    return time.perf_counter() - t0, out
+
+
 def gather_pipeline(n: int, workers: int) -> Measured:
     """One limited gather per stage, each over the previous stage's results."""
 
@@ -582,6 +728,12 @@ def expected(check: str, n: int) -> Iterator[int]:
     check = check[: -len("-ordered")] if check.endswith("-ordered") else check
     if check == "inc":
         return (x + 1 for x in range(n))
+    if check.startswith("add-"):  # a chain of `inc` stages
+        k = int(check[len("add-") :])
+        return (x + k for x in range(n))
+    if check.startswith("len-"):  # items of a given size, back as their lengths
+        size = int(check[len("len-") :])
+        return (size for _ in range(n))
     if check == "identity":
         return iter(range(n))
     if check == "pipeline":
@@ -602,6 +754,13 @@ def verify(check: str, n: int, out: Any) -> Optional[str]:
         # After `ordered`, the first item can only be f(0).
         if out != [1]:
             return f"expected [1] (x + 1 for x = 0), got {out!r:.80}"
+        return None
+    if check.startswith("count-sum-add-"):
+        # A long stream consumed without a list: (count, sum) of x + k over range(n).
+        k = int(check[len("count-sum-add-") :])
+        want_summary = (n, n * (n - 1) // 2 + k * n)
+        if tuple(out) != want_summary:
+            return f"expected (count, sum) {want_summary}, got {tuple(out)}"
         return None
     want = list(expected(check, n))
     got = list(out)

@@ -4,8 +4,11 @@ Used by ``run.py --plot`` (after a run) and ``run.py --plot-only`` (from the las
 without running anything). Every chart has a fixed file name, ``bench-<name>.png``:
 
 - ``bench-<workload>.png`` for each workload measured in items/s (overhead, io-sleep,
-  pipeline, ordered, progress): one bar per row, pypeln's rows and the peers' side by side,
-  group by group, on a log scale when the bars span more than a factor of 30;
+  pipeline, ordered, progress, big-items, depth, many-workers, long-stream): one bar per
+  row, pypeln's rows and the peers' side by side, group by group, on a log scale when the
+  bars span more than a factor of 30;
+- ``bench-sweep-<name>.png`` for each sweep (items, stages, workers, payload): items/s
+  against the sweep's x, one line per implementation, pypeln's solid and the peers' dashed;
 - ``bench-first-item.png``: the first-item latencies (lower is better);
 - ``bench-targets.png``: every target, as the measured value over the target's bound, so
   that the line at 1 is the target and a bar past it passes.
@@ -21,9 +24,25 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from suite import LATENCY, LATENCY_MS, RATIO, RSS_ABOVE_MB, TARGETS, THROUGHPUT, TIME_VS_IDEAL
+from suite import (
+    LATENCY,
+    LATENCY_MS,
+    RATIO,
+    RSS_ABOVE_MB,
+    RSS_GROWTH_MB,
+    STEADY,
+    SWEEPS,
+    TARGETS,
+    THROUGHPUT,
+    TIME_VS_IDEAL,
+)
 
 COLORS = {"ours": "#1565c0", "peer": "#9e9e9e", "legacy": "#ef8f00"}
+LINE_COLORS = {  # the lines of a sweep chart, by kind, in the order their series come
+    "ours": ["#1565c0", "#00897b", "#6a1b9a"],
+    "peer": ["#757575", "#bdbdbd", "#424242"],
+    "legacy": ["#ef8f00"],
+}
 KIND_NAMES = {"ours": "pypeln", "peer": "peers", "legacy": "pypeln 0.4.9"}
 STATUS_COLORS = {"PASS": "#2e7d32", "FAIL": "#c62828", "N/A": "#9e9e9e"}
 LOG_SPREAD = 30.0  # a log scale once the largest bar is this many times the smallest
@@ -112,6 +131,14 @@ def headroom(entry: Dict[str, Any], rows: Dict[str, Dict[str, Any]]) -> Optional
         peer = rows.get(spec.get("peer") or "")
         mine, theirs = ours.get("peak_rss_mb"), peer.get("peak_rss_mb") if peer else None
         value = (theirs + bound) / mine if mine and theirs is not None else None
+    elif kind == STEADY:  # |ratio - 1| <= bound, as (1 + bound) / (1 + |ratio - 1|) >= 1
+        peer = rows.get(spec.get("peer") or "")
+        ratio = peer.get("ours_over_row") if peer else None
+        value = (1 + bound) / (1 + abs(ratio - 1)) if ratio is not None else None
+    elif kind == RSS_GROWTH_MB:  # (RSS before + bound) over the peak
+        measures = ours.get("measures") or [{}]
+        before, peak = measures[0].get("rss_before_mb"), measures[0].get("peak_rss_mb")
+        value = (before + bound) / peak if before is not None and peak else None
     if value is None or math.isnan(value) or value <= 0:
         return None
     return value
@@ -270,6 +297,63 @@ def _targets_chart(
     return fig
 
 
+def _sweep_chart(plt: Any, workload: str, rows: Sequence[Dict[str, Any]]) -> Any:
+    """Items/s against the sweep's x, a line per series (pypeln's solid, the peers'
+    dashed); a point that did not run is left out of its line."""
+    xlabel, log_x = SWEEPS[workload]
+    fig, ax = plt.subplots(figsize=(WIDTH, 5.0), dpi=DPI)
+    series: List[Tuple[str, str]] = []  # (series, kind) in the order of the results
+    for row in rows:
+        if (row.get("series"), row["kind"]) not in series:
+            series.append((row.get("series") or row["label"], row["kind"]))
+    used: Dict[str, int] = {}
+    values: List[float] = []
+    for name, kind in series:
+        points = sorted(
+            (float(row["x"]), float(row["items_per_s"]))
+            for row in rows
+            if (row.get("series") or row["label"]) == name
+            and row["status"] == "ok"
+            and row.get("items_per_s")
+            and row.get("x") is not None
+        )
+        palette = LINE_COLORS.get(kind, LINE_COLORS["peer"])
+        color = palette[used.get(kind, 0) % len(palette)]
+        used[kind] = used.get(kind, 0) + 1
+        label = f"{name} (peer)" if kind == "peer" else name
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", markersize=4, color=color, label=label,
+                    linestyle="-" if kind == "ours" else "--")  # fmt: skip
+            values.extend(ys)
+    ideal = sorted(  # where every row has an ideal time: the items/s it would give
+        {(float(r["x"]), r["items"] / float(r["ideal_s"])) for r in rows if r.get("ideal_s")}
+    )
+    if ideal and len(ideal) == len({r["x"] for r in rows}):
+        xs, ys = zip(*ideal)
+        ax.plot(xs, ys, color="#2e7d32", linestyle=":", linewidth=1.2, label="ideal")
+    if log_x:
+        ax.set_xscale("log")
+    else:  # a tick at every point
+        ax.set_xticks(sorted({float(r["x"]) for r in rows if r.get("x") is not None}))
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda x, _: f"{x:g}"))
+    if _spread(values) > LOG_SPREAD:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(0, max(values + [1.0]) * 1.15)
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda y, _: _compact(y)))
+    ax.set_title(f"{workload}: items/s (higher is better)", fontsize=10, loc="left")
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel("items/s", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(color="#eeeeee", linewidth=0.8)
+    ax.set_axisbelow(True)
+    if values:
+        ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def _ratio(x: float) -> str:
     return f"{x:,.0f}x" if x >= 100 else f"{x:.3g}x"
 
@@ -290,7 +374,10 @@ def charts(data: Dict[str, Any]) -> List[Tuple[str, Any]]:
 
     for workload in _workloads(rows, THROUGHPUT):
         these = [r for r in rows if r["workload"] == workload]
-        out.append((f"bench-{workload}.png", _throughput_chart(plt, workload, these)))
+        if workload in SWEEPS:
+            out.append((f"bench-{workload}.png", _sweep_chart(plt, workload, these)))
+        else:
+            out.append((f"bench-{workload}.png", _throughput_chart(plt, workload, these)))
     latency = [r for r in rows if r["metric"] == LATENCY]
     if latency:
         out.append(("bench-first-item.png", _latency_chart(plt, latency)))

@@ -15,6 +15,8 @@ Examples::
     ./dev bench --list               # show the rows and exit
     ./dev bench --plot               # also draw the charts (PNG) of the run
     ./dev bench --plot-only          # redraw the charts of the last run, run nothing
+    ./dev bench --plot --readme      # a full run, its charts and README.md's table
+    ./dev bench --readme-only        # README.md's table from the last (full) run
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ WORKER = BENCH_DIR / "worker.py"
 DEFAULT_RESULTS = BENCH_DIR / "results"
 DEFAULT_LEGACY_VENV = BENCH_DIR / ".venv-pypeln049"
 DOCS_IMG = REPO_DIR / "docs" / "img"
+README = REPO_DIR / "README.md"
 
 sys.path.insert(0, str(BENCH_DIR))
 
@@ -54,6 +57,8 @@ from suite import (  # noqa: E402
     QUICK_SIZES,
     RATIO,
     RSS_ABOVE_MB,
+    RSS_GROWTH_MB,
+    STEADY,
     TARGETS,
     TIME_VS_IDEAL,
     Row,
@@ -75,11 +80,26 @@ WORKLOADS: Dict[str, str] = {
     "map unordered and peers that keep order by nature. Higher items/s is better.",
     "ordered-first-item": "Time from starting to iterate process.map | ordered over a big "
     "input to its first item, vs the same stage without ordered. Lower is better.",
-    "ordered-memory": "Peak RSS of the consuming process (ru_maxrss, children excluded) over a "
+    "ordered-memory": "Peak RSS of the consuming process (VmHWM, children excluded) over a "
     "whole run of process.map | ordered, vs the same run without ordered; one run each. "
     "Lower is better.",
     "progress": "A trivial thread.map with a progress bar per stage (drawn to a null device) vs "
     "the same stage without bars. Higher items/s is better.",
+    "big-items": "Items of 1 MB of bytes that f returns: each crosses to a worker and back. "
+    "Higher items/s is better.",
+    "depth": "Trivial map stages chained: 10 thread.map stages, and 5 stages mixing backends, "
+    "each against one thread.map stage in the same run. Higher items/s is better.",
+    "many-workers": "10 ms waits on many workers: 1,000 threads, 10,000 tasks; ideal time = "
+    "items x 10 ms / workers.",
+    "long-stream": "A long stream through 3 mixed stages with maxsize=1000, consumed item by "
+    "item, against a short run of the same pipeline; one run each, timed from the first item "
+    "out (the streaming rate, start-up apart). RSS growth: the consumer's peak RSS after the "
+    "run minus its RSS before.",
+    "sweep-items": "Curve: items/s against the number of items (start-up included).",
+    "sweep-stages": "Curve: items/s against the number of trivial map stages.",
+    "sweep-workers": "Curve: items/s of 10 ms sleeps against the number of workers, the same "
+    "number of items per worker (the ideal time is the same for every point).",
+    "sweep-payload": "Curve: items/s of bytes items that f returns, against their size.",
 }
 
 
@@ -380,6 +400,7 @@ def workload_tables(results: Sequence[Result]) -> List[Tuple[str, List[str], Lis
         latency = these[0].row.metric == LATENCY
         memory = these[0].row.metric == MEMORY
         with_ideal = any(r.row.ideal for r in these)
+        with_growth = any(r.measure("rss_growth_mb") is not None for r in these)
         if latency:
             headers = ["group", "row", "first item ms", "row ÷ ours", "note"]
         elif memory:
@@ -389,6 +410,8 @@ def workload_tables(results: Sequence[Result]) -> List[Tuple[str, List[str], Lis
             headers = ["group", "row", "items", "best s", "items/s", "ours ÷ row"]
             if with_ideal:
                 headers += ["ideal s", "÷ ideal"]
+            if with_growth:
+                headers += ["RSS growth MB", "largest child MB"]
             headers += ["note"]
         lines = []
         for r in these:
@@ -407,7 +430,7 @@ def workload_tables(results: Sequence[Result]) -> List[Tuple[str, List[str], Lis
                     above = rss_above(ours, r) if r.row.kind != OURS else None
                     before = r.measure("peak_before_mb")
                     if before is not None and (r.peak_rss_mb or 0) <= before:
-                        # ru_maxrss did not move: the process peaked before the run began
+                        # the peak did not move: the process peaked before the run began
                         note = "; ".join(x for x in [note, "peak reached before the run"] if x)
                     cells += [
                         _num(r.best),
@@ -428,6 +451,10 @@ def workload_tables(results: Sequence[Result]) -> List[Tuple[str, List[str], Lis
                 cells += [_status_text(r), "—", "—"]
             if with_ideal:
                 cells += [_num(r.row.ideal) if r.row.ideal else "—", _ratio_text(r.x_ideal)]
+            if with_growth:
+                growth = r.measure("rss_growth_mb")
+                cells += ["—" if growth is None else f"{growth:+,.1f}"]
+                cells += [_num(r.measure("children_peak_mb"), 4)]
             cells.append(note)
             lines.append(cells)
         tables.append((workload, headers, lines))
@@ -510,6 +537,25 @@ def judge(target: Target, by_key: Dict[str, Result]) -> Verdict:
             "PASS" if good else "FAIL",
             f"{ours.peak_rss_mb:,.1f} MB vs {peer.peak_rss_mb:,.1f} MB: {above:+,.1f} MB",
         )
+    if target.kind == STEADY:
+        peer = by_key[target.peer or ""]
+        value = ratio(ours, peer)
+        if value is None:
+            return Verdict(target, "N/A", f"peer: {peer.status}")
+        good = abs(value - 1) <= target.threshold
+        decades = [  # the long run's own rates, decade by decade, where it measured them
+            f"10^{name[len('items_per_s_1e') :]}: {_num(ours.measure(name))}/s"
+            for name in sorted({k for m in ours.measures for k in m})
+            if name.startswith("items_per_s_1e")
+        ]
+        within = f"; within the long run, by decade: {', '.join(decades)}" if decades else ""
+        return Verdict(target, "PASS" if good else "FAIL", _ratio_text(value) + within)
+    if target.kind == RSS_GROWTH_MB:
+        growth = ours.measure("rss_growth_mb")
+        if growth is None:
+            return Verdict(target, "N/A", "ours: no RSS measured")
+        good = growth < target.threshold if target.strict else growth <= target.threshold
+        return Verdict(target, "PASS" if good else "FAIL", f"{growth:+,.1f} MB")
     raise ValueError(target.kind)
 
 
@@ -595,6 +641,18 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         help="run nothing: draw the charts of the results already in the --out folder "
         "(latest.json)",
     )
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="after a full run, rewrite the performance table of README.md (between its "
+        "two marker lines) from this run's results",
+    )
+    parser.add_argument(
+        "--readme-only",
+        action="store_true",
+        help="run nothing: rewrite README.md's performance table from the results already "
+        "in the --out folder (latest.json), if they are a full run's",
+    )
     args = parser.parse_args(argv)
     args.only = [p.strip() for arg in args.only for p in arg.split(",") if p.strip()]
     if args.repeat is None:
@@ -637,6 +695,28 @@ def draw_charts(data: Dict[str, object], out: Path) -> int:
     return 0
 
 
+def write_readme(data: Dict[str, object]) -> int:
+    """Rewrite README.md's performance table from `data`; 0, or 2 if it cannot be."""
+    import readme
+
+    try:
+        changed = readme.rewrite(README, data)
+    except readme.ReadmeError as error:
+        print(f"README.md left as it is: {error}", file=sys.stderr)
+        return 2
+    print(f"README.md: performance table {'rewritten' if changed else 'unchanged'}")
+    return 0
+
+
+def _latest(out: Path, what: str) -> Optional[Dict[str, object]]:
+    source = out / "latest.json"
+    if not source.exists():
+        print(f"no results to {what}: {_display(source)} does not exist", file=sys.stderr)
+        return None
+    data: Dict[str, object] = json.loads(source.read_text(encoding="utf-8"))
+    return data
+
+
 def plot_only(out: Path) -> int:
     import plot
 
@@ -645,17 +725,18 @@ def plot_only(out: Path) -> int:
     except plot.PlotError as error:
         print(f"cannot draw the charts: {error}", file=sys.stderr)
         return 2
-    source = out / "latest.json"
-    if not source.exists():
-        print(f"no results to draw: {_display(source)} does not exist", file=sys.stderr)
-        return 2
-    return draw_charts(json.loads(source.read_text(encoding="utf-8")), out)
+    data = _latest(out, "draw")
+    return 2 if data is None else draw_charts(data, out)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    if args.plot_only:
-        return plot_only(args.out)
+    if args.plot_only or args.readme_only:
+        code = plot_only(args.out) if args.plot_only else 0
+        if args.readme_only:
+            data = _latest(args.out, "put in the README")
+            code = max(code, 2 if data is None else write_readme(data))
+        return code
     if args.plot and not args.list:  # fail now, not after minutes of measuring
         import plot
 
@@ -708,7 +789,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if python is None:
             result = Result(row, status="n/a", reason=legacy[1])
         else:
-            result = run_row(row, python, env, repeat, args.budget, args.timeout)
+            timeout = max(args.timeout, row.timeout or 0.0)
+            result = run_row(row, python, env, repeat, args.budget, timeout)
         results.append(result)
         if result.ok:
             assert result.best is not None
@@ -807,6 +889,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if r.row.kind != OURS
                 else None,
                 "ideal_s": r.row.ideal,
+                "x": r.row.x,
+                "series": r.row.series or None,
                 "x_ideal": r.x_ideal,
                 "peak_rss_mb": r.peak_rss_mb,
                 "ours_minus_row_rss_mb": rss_above(
@@ -837,6 +921,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _write(args.out / "latest.json", json.dumps(data, indent=2) + "\n")
     print(f"\nwrote {_display(args.out / 'latest.md')} and {_display(args.out / 'latest.json')}")
     plotted = draw_charts(data, args.out) if args.plot else 0
+    if args.readme:
+        plotted = max(plotted, write_readme(data))
 
     if args.check and any(v.status == "FAIL" for v in verdicts):
         return 1

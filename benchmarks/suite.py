@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 LEGACY_VERSION = "0.4.9"
 CHUNKSIZE = 256  # for multiprocessing.Pool and ProcessPoolExecutor rows
@@ -32,6 +32,16 @@ FULL_SIZES: Dict[str, int] = {
     "ordered_first_item": 1_000_000,
     "ordered_memory": 1_000_000,
     "progress": 1_000_000,
+    "big_items": 200,  # items of PAYLOAD_BYTES
+    "depth": 200_000,
+    "many_thread": 20_000,
+    "many_task": 100_000,
+    "stream_short": 100_000,
+    "stream_long": 10_000_000,
+    "sweep_items_max": 1_000_000,  # sweep-items: 10^3, 10^4, ... up to this
+    "sweep_stages": 100_000,  # items of every row of sweep-stages
+    "sweep_per_worker": 10,  # sweep-workers: items = workers x this
+    "sweep_payload_bytes": 100_000_000,  # sweep-payload: items x size, at least 50 items
 }
 QUICK_SIZES: Dict[str, int] = {
     "overhead": 20_000,
@@ -52,7 +62,48 @@ QUICK_SIZES: Dict[str, int] = {
     "ordered_first_item": 1_000_000,
     "ordered_memory": 200_000,
     "progress": 20_000,
+    "big_items": 30,
+    "depth": 20_000,
+    "many_thread": 4_000,
+    "many_task": 20_000,
+    "stream_short": 10_000,
+    "stream_long": 1_000_000,
+    "sweep_items_max": 100_000,
+    "sweep_stages": 20_000,
+    "sweep_per_worker": 5,
+    "sweep_payload_bytes": 20_000_000,
 }
+
+PAYLOAD_BYTES = 1_000_000  # the big items of the payload workload: 1 MB of bytes each
+POOL_CHUNK_BYTES = 250_000  # Pool rows of big items: chunks of about this many bytes
+STREAM_MAXSIZE = 1000  # the long stream's queues
+STREAM_TIMEOUT = 600.0  # seconds: the 10^7-item stream row's own limit (about 1 min on 2 cores)
+#: The stages of the chains: [backend, workers] per stage.
+DEPTH_STAGES = [["thread", 4]] * 10
+MIXED_STAGES = [["thread", 4], ["process", 2], ["task", 100], ["process", 2], ["thread", 4]]
+STREAM_STAGES = [["thread", 2], ["process", 2], ["task", 100]]
+SWEEP_STAGES = [1, 2, 5, 10]
+SWEEP_THREAD_WORKERS = [1, 10, 100, 1000]
+SWEEP_TASK_WORKERS = [10, 100, 1000]  # 10,000 tasks: the many-workers workload
+SWEEP_PAYLOADS = [1_000, 10_000, 100_000, 1_000_000]
+
+#: The sweeps: workload -> (what the x axis is, whether it is drawn on a log scale).
+SWEEPS: Dict[str, Tuple[str, bool]] = {
+    "sweep-items": ("items", True),
+    "sweep-stages": ("map stages in the pipeline", False),
+    "sweep-workers": ("workers (10 ms sleeps, the same number per worker)", True),
+    "sweep-payload": ("bytes per item", True),
+}
+
+
+def pool_chunksize(size: int) -> int:
+    """The chunk size of a Pool row whose items have `size` bytes: about 250 kB a chunk."""
+    return max(1, POOL_CHUNK_BYTES // size)
+
+
+def _bytes_text(size: int) -> str:
+    return f"{size // 1_000_000} MB" if size >= 1_000_000 else f"{size // 1000} kB"
+
 
 OURS, PEER, LEGACY = "ours", "peer", "legacy"
 THROUGHPUT, LATENCY, MEMORY = "throughput", "latency", "memory"
@@ -75,6 +126,9 @@ class Row:
     ideal: Optional[float] = None  # seconds a perfect implementation would take
     note: str = ""
     runs: Optional[int] = None  # at most this many repetitions, whatever --repeat says
+    timeout: Optional[float] = None  # this row's own limit, when longer than --timeout
+    x: Optional[float] = None  # sweeps: the row's point on the x axis
+    series: str = ""  # sweeps: the line the row belongs to
 
     @property
     def key(self) -> str:
@@ -156,6 +210,8 @@ def build_rows(sizes: Dict[str, int]) -> List[Row]:
         "inc",
         params={"fn": "inc", "workers": 4},
     )
+    add(w, "thread", "builtin", "builtin map, one thread (the limit under the GIL)", PEER,
+        "builtin_map", n, "inc", params={"fn": "inc"})  # fmt: skip
     add(
         w,
         "thread",
@@ -649,7 +705,7 @@ def build_rows(sizes: Dict[str, int]) -> List[Row]:
 
     # 7. ordered-memory: the peak RSS of a whole run over a big input. The window bounds what
     #    `ordered` holds, so it should cost little more memory than the unordered stage.
-    #    ru_maxrss is a high-water mark that a later repetition cannot lower: one run each.
+    #    The peak is a high-water mark that a later repetition cannot lower: one run each.
     w = "ordered-memory"
     n = sizes["ordered_memory"]
     add(
@@ -689,13 +745,142 @@ def build_rows(sizes: Dict[str, int]) -> List[Row]:
         "pl_map_progress", n, "inc", params=thread_params)  # fmt: skip
     add(w, "thread", "plain", f"pl.thread.map(range({n:,}), workers=4) (no bars)", PEER,
         "pl_map", n, "inc", params=thread_params)  # fmt: skip
+
+    _limit_rows(add, sizes)
+    _sweep_rows(add, sizes)
     return rows
+
+
+Add = Callable[..., None]
+
+
+def _chain_label(stages: List[List[Any]]) -> str:
+    if all(stage == stages[0] for stage in stages):
+        backend, workers = stages[0]
+        times = f"{len(stages)} x " if len(stages) > 1 else ""
+        return f"{times}pl.{backend}.map workers={workers}"
+    return " | ".join(f"{backend}({workers})" for backend, workers in stages)
+
+
+def _limit_rows(add: Add, sizes: Dict[str, int]) -> None:
+    """The workloads near the limits: big items, long pipelines, many workers, long streams."""
+    # big-items: items of 1 MB, to a worker and back. Pool with chunks of about 250 kB (one
+    # item per chunk here): 256 items of 1 MB a chunk would hold 256 MB at once.
+    w, n, size = "big-items", sizes["big_items"], PAYLOAD_BYTES
+    check = f"len-{size}"
+    params = {"size": size, "workers": 2}
+    add(w, "process", "ours", f"pl.process.map workers=2, {_bytes_text(size)} bytes items",
+        OURS, "pl_payload", n, check, params={"backend": "process", **params},
+        note="f returns its item")  # fmt: skip
+    chunk = pool_chunksize(size)
+    add(w, "process", "pool", f"Pool(2).imap_unordered chunksize={chunk}", PEER,
+        "pool_payload", n, check, params={**params, "chunksize": chunk},
+        note="f returns its item")  # fmt: skip
+
+    # depth: the same trivial map repeated, and a pipeline mixing backends, each against one
+    # stage of thread.map in the same run (the reference of the depth targets).
+    w, n = "depth", sizes["depth"]
+    one = [["thread", 4]]
+    for group, stages in (("thread", DEPTH_STAGES), ("mixed", MIXED_STAGES)):
+        add(w, group, "ours", _chain_label(stages), OURS, "pl_chain", n,
+            f"add-{len(stages)}", params={"stages": stages})  # fmt: skip
+        add(w, group, "one", f"{_chain_label(one)} (one stage)", PEER, "pl_chain", n, "add-1",
+            params={"stages": one})  # fmt: skip
+
+    # many-workers: 10 ms waits on 1,000 threads and on 10,000 tasks.
+    w, n = "many-workers", sizes["many_thread"]
+    sleep = {"fn": "sleep_10ms", "workers": 1000}
+    for slug, label, kind, case, params in (
+        ("ours", "pl.thread.map workers=1000", OURS, "pl_map", {"backend": "thread", **sleep}),
+        ("tpe", "ThreadPoolExecutor(1000).map", PEER, "tpe_map", sleep),
+    ):
+        add(w, "thread", slug, label, kind, case, n, "identity", params=params,
+            ideal=n * 0.01 / 1000, note="time.sleep(0.01) per item")  # fmt: skip
+    n = sizes["many_task"]
+    add(w, "task", "ours", "pl.task.map workers=10000", OURS, "pl_map", n, "identity",
+        params={"backend": "task", "fn": "asleep_10ms", "workers": 10_000},
+        ideal=n * 0.01 / 10_000, note="await asyncio.sleep(0.01) per item")  # fmt: skip
+    add(w, "task", "gather", f"asyncio.gather of all {n:,} coroutines (no limit)", PEER,
+        "gather_all_map", n, "identity", params={"fn": "asleep_10ms"},
+        note="await asyncio.sleep(0.01) per item")  # fmt: skip
+
+    # long-stream: a long run through a 3-stage mixed pipeline with small queues, consumed item
+    # by item; items/s of 10^7 items against 10^5 (from the first item out: the streaming
+    # rate, start-up apart), and how much the consumer's RSS rose. One run each, in a fresh
+    # interpreter (the RSS is a high-water mark).
+    w = "long-stream"
+    params = {"stages": STREAM_STAGES, "maxsize": STREAM_MAXSIZE}
+    check = f"count-sum-add-{len(STREAM_STAGES)}"
+    label = f"{_chain_label(STREAM_STAGES)}, maxsize={STREAM_MAXSIZE}"
+    n, n_short = sizes["stream_long"], sizes["stream_short"]
+    timed = "timed from the first item out"
+    add(w, "mixed", "ours", f"{label}: {n:,} items", OURS, "pl_stream", n, check,
+        params=params, runs=1, timeout=STREAM_TIMEOUT, note=timed)  # fmt: skip
+    add(w, "mixed", "short", f"{label}: {n_short:,} items", PEER, "pl_stream", n_short,
+        check, params=params, runs=1, note=f"the same pipeline, a short run; {timed}")  # fmt: skip
+
+
+def _sweep_rows(add: Add, sizes: Dict[str, int]) -> None:
+    """The curves: items/s against items, stages, workers and payload size. A row's group is
+    ``<backend>@<x>``, so that each point's ratio pits pypeln against the peer at that x."""
+
+    def point(w: str, backend: str, x: int, slug: str, series: str, kind: str, case: str,
+              n: int, check: str, **kw: Any) -> None:  # fmt: skip
+        add(w, f"{backend}@{x}", slug, f"{series}, {w[len('sweep-') :]}={x:,}", kind, case, n,
+            check, x=float(x), series=series, **kw)  # fmt: skip
+
+    w = "sweep-items"
+    top = sizes["sweep_items_max"]
+    counts = [10**k for k in range(3, 10) if 10**k <= top]
+    for n in counts:
+        point(w, "process", n, "ours", "pl.process.map workers=2", OURS, "pl_map", n, "inc",
+              params={"backend": "process", "fn": "inc", "workers": 2})  # fmt: skip
+        point(w, "process", n, "pool", f"Pool(2).imap_unordered chunksize={CHUNKSIZE}", PEER,
+              "pool_map", n, "inc",
+              params={"fn": "inc", "workers": 2, "chunksize": CHUNKSIZE})  # fmt: skip
+        point(w, "thread", n, "ours", "pl.thread.map workers=4", OURS, "pl_map", n, "inc",
+              params={"backend": "thread", "fn": "inc", "workers": 4})  # fmt: skip
+
+    w, n = "sweep-stages", sizes["sweep_stages"]
+    for k in SWEEP_STAGES:
+        for backend, workers in (("thread", 4), ("task", 100)):
+            point(w, backend, k, "ours", f"pl.{backend}.map workers={workers} per stage", OURS,
+                  "pl_chain", n, f"add-{k}",
+                  params={"stages": [[backend, workers]] * k})  # fmt: skip
+
+    w, per = "sweep-workers", sizes["sweep_per_worker"]
+    for backend, counts, fn, peer in (
+        ("thread", SWEEP_THREAD_WORKERS, "sleep_10ms", ("tpe", "ThreadPoolExecutor.map",
+                                                        "tpe_map")),
+        ("task", SWEEP_TASK_WORKERS, "asleep_10ms", ("gather", "asyncio.gather + Semaphore",
+                                                     "gather_map")),
+    ):  # fmt: skip
+        for workers in counts:
+            n = workers * per
+            params = {"fn": fn, "workers": workers}
+            point(w, backend, workers, "ours", f"pl.{backend}.map", OURS, "pl_map", n,
+                  "identity", params={"backend": backend, **params},
+                  ideal=per * 0.01)  # fmt: skip
+            point(w, backend, workers, peer[0], peer[1], PEER, peer[2], n, "identity",
+                  params=params, ideal=per * 0.01)  # fmt: skip
+
+    w, total = "sweep-payload", sizes["sweep_payload_bytes"]
+    for size in SWEEP_PAYLOADS:
+        n = max(50, total // size)
+        params = {"size": size, "workers": 2}
+        point(w, "process", size, "ours", "pl.process.map workers=2", OURS, "pl_payload", n,
+              f"len-{size}", params={"backend": "process", **params})  # fmt: skip
+        point(w, "process", size, "pool",
+              f"Pool(2).imap_unordered, chunks of ~{_bytes_text(POOL_CHUNK_BYTES)}", PEER,
+              "pool_payload", n, f"len-{size}",
+              params={**params, "chunksize": pool_chunksize(size)})  # fmt: skip
 
 
 # --------------------------------------------------------------------------- targets
 
 RATIO, TIME_VS_IDEAL, LATENCY_MS = "ratio", "time-vs-ideal", "latency-ms"
 RSS_ABOVE_MB = "rss-above-mb"
+STEADY, RSS_GROWTH_MB = "steady", "rss-growth-mb"
 
 
 @dataclass(frozen=True)
@@ -705,7 +890,9 @@ class Target:
     text: str
     kind: str  # RATIO: ours/peer op threshold; TIME_VS_IDEAL: seconds <= threshold * ideal;
     #            LATENCY_MS: first item within threshold ms;
-    #            RSS_ABOVE_MB: ours's peak RSS at most threshold MB above peer's
+    #            RSS_ABOVE_MB: ours's peak RSS at most threshold MB above peer's;
+    #            STEADY: ours/peer items/s within 1 +- threshold (a long run against a
+    #            short one); RSS_GROWTH_MB: ours's RSS rose by at most threshold MB
     ours: str  # row key
     threshold: float
     peer: Optional[str] = None  # row key, for RATIO and RSS_ABOVE_MB
@@ -741,10 +928,10 @@ TARGETS: List[Target] = [
         1.5,
     ),
     Target(
-        "process.map trivial workers=2 >= 0.5x Pool.imap_unordered(chunksize=256)",
+        "process.map trivial workers=2 >= 0.8x Pool.imap_unordered(chunksize=256)",
         RATIO,
         "overhead/process/ours",
-        0.5,
+        0.8,
         "overhead/process/pool",
     ),
     Target(
@@ -781,10 +968,10 @@ TARGETS: List[Target] = [
         "first item of a process stage within 100 ms", LATENCY_MS, "first-item/process/ours", 100
     ),
     Target(
-        "task.map trivial workers=100 >= 5x asyncio.gather + Semaphore(100)",
+        "task.map trivial workers=100 >= 8x asyncio.gather + Semaphore(100)",
         RATIO,
         "overhead/task/ours",
-        5,
+        8,
         "overhead/task/gather",
     ),
     Target(
@@ -848,4 +1035,63 @@ TARGETS: List[Target] = [
         100,
         "ordered-memory/process/unordered",
     ),
+    # Near the limits (payload, depth, many-workers, stream).
+    Target(
+        "thread.map trivial workers=4 >= 0.25x builtin map in one thread",
+        RATIO,
+        "overhead/thread/ours",
+        0.25,
+        "overhead/thread/builtin",
+    ),  # fmt: skip
+    Target(
+        "process.map of 1 MB bytes items workers=2 > Pool(2).imap_unordered",
+        RATIO,
+        "big-items/process/ours",
+        1,
+        "big-items/process/pool",
+        strict=True,
+    ),  # fmt: skip
+    Target(
+        "10 thread.map stages >= 0.4x the items/s of one stage",
+        RATIO,
+        "depth/thread/ours",
+        0.4,
+        "depth/thread/one",
+    ),  # fmt: skip
+    Target(
+        "5 mixed stages (thread, process, task, process, thread) >= 0.35x one thread.map stage",
+        RATIO,
+        "depth/mixed/ours",
+        0.35,
+        "depth/mixed/one",
+    ),  # fmt: skip
+    Target(
+        "thread 10 ms sleeps, workers=1000: time <= 2 x ideal",
+        TIME_VS_IDEAL,
+        "many-workers/thread/ours",
+        2,
+    ),  # fmt: skip
+    Target(
+        "task 10 ms asyncio.sleep, workers=10000 > asyncio.gather of all (no limit)",
+        RATIO,
+        "many-workers/task/ours",
+        1,
+        "many-workers/task/gather",
+        strict=True,
+    ),  # fmt: skip
+    Target(
+        "long stream (3 mixed stages, maxsize=1000): items/s of the long run within 20% "
+        "of the short run's",
+        STEADY,
+        "long-stream/mixed/ours",
+        0.2,
+        "long-stream/mixed/short",
+    ),  # fmt: skip
+    Target(
+        "long stream: RSS growth over the run < 50 MB",
+        RSS_GROWTH_MB,
+        "long-stream/mixed/ours",
+        50,
+        strict=True,
+    ),  # fmt: skip
 ]

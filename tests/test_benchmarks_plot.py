@@ -58,7 +58,18 @@ def _results(quick: bool = False) -> Dict[str, Any]:
         _row("first-item/process/pool", "peer", "latency", best_s=0.011, ours_over_row=1.4),
         _row("ordered-memory/process/ours", "ours", "memory", peak_rss_mb=66.0),
         _row("ordered-memory/process/unordered", "peer", "memory", peak_rss_mb=65.0),
+        _row(
+            "long-stream/mixed/ours",
+            "ours",
+            items_per_s=400_000.0,
+            measures=[{"rss_before_mb": 30.0, "peak_rss_mb": 40.0, "rss_growth_mb": 10.0}],
+        ),
+        _row("long-stream/mixed/short", "peer", items_per_s=500_000.0, ours_over_row=0.8),
     ]
+    for x in (1000, 10_000, 100_000):  # a sweep: a line for pypeln, a line for a peer
+        for slug, kind, rate in (("ours", "ours", x * 10.0), ("pool", "peer", x * 5.0)):
+            rows.append(_row(f"sweep-items/process@{x}/{slug}", kind, items_per_s=rate,
+                             x=float(x), series=f"{slug} line"))  # fmt: skip
     targets = [
         {  # a target as results write them now: kind and bound included
             "target": "thread.map >= 10x ThreadPoolExecutor",
@@ -106,6 +117,11 @@ def test_headroom_turns_every_kind_of_target_into_times_the_bound() -> None:
         "peer": "ordered-memory/process/unordered",
     }
     assert headroom(memory) == pytest.approx(165 / 66)  # (peer + bound) / ours
+    stream = {"ours": "long-stream/mixed/ours", "peer": "long-stream/mixed/short"}
+    steady = {"target": "s", "kind": "steady", "threshold": 0.2, **stream}
+    assert headroom(steady) == pytest.approx(1.2 / 1.2)  # 0.8x: just on the band's edge
+    growth = {"target": "g", "kind": "rss-growth-mb", "threshold": 50, **stream}
+    assert headroom(growth) == pytest.approx(80 / 40)  # (before + bound) / peak
 
 
 @pytest.mark.timeout(90)
@@ -128,7 +144,9 @@ def test_plot_only_draws_the_charts_of_the_results_file(tmp_path: Path) -> None:
     assert names == [
         "bench-first-item.png",
         "bench-io-sleep.png",
+        "bench-long-stream.png",
         "bench-overhead.png",
+        "bench-sweep-items.png",
         "bench-targets.png",
     ]
     for name in names:

@@ -171,3 +171,64 @@ def test_ordered_rows_targets_and_checks() -> None:
     assert cases.verify("inc", 3, [2, 1, 3]) is None
     assert cases.verify("first-ordered", 5, [1]) is None
     assert cases.verify("first-ordered", 5, [2]) is not None
+
+
+def test_limit_targets_checks_and_readme_table(tmp_path: Path) -> None:
+    harness = _load_harness()
+    import cases
+    import readme
+
+    rows = {row.key: row for row in harness.build_rows(harness.FULL_SIZES)}
+    long_row, short_row = rows["long-stream/mixed/ours"], rows["long-stream/mixed/short"]
+    # The 10^7-item row has a limit of its own; both stream rows run once.
+    assert long_row.n == 10_000_000 and (long_row.timeout or 0) > 120
+    assert long_row.runs == 1 and short_row.runs == 1
+    steady = next(t for t in harness.TARGETS if t.kind == harness.STEADY)
+    growth = next(t for t in harness.TARGETS if t.kind == harness.RSS_GROWTH_MB)
+
+    def stream(row: object, seconds: float, mb: float) -> object:
+        measures = [{"rss_before_mb": 30.0, "peak_rss_mb": 30.0 + mb, "rss_growth_mb": mb}]
+        return harness.Result(row, status="ok", times=[seconds], measures=measures)
+
+    short = stream(short_row, 1.0, 1.0)  # 10^5 items/s
+    for seconds, mb, steady_verdict, growth_verdict in (
+        (100.0, 4.0, "PASS", "PASS"),  # 10^5 items/s: 1x
+        (130.0, 60.0, "FAIL", "FAIL"),  # 0.77x, +60 MB
+        (80.0, 49.0, "FAIL", "PASS"),  # 1.25x: outside the band too
+    ):
+        results = {long_row.key: stream(long_row, seconds, mb), short_row.key: short}
+        assert harness.judge(steady, results).status == steady_verdict
+        assert harness.judge(growth, results).status == growth_verdict
+    tables = harness.workload_tables(list(results.values()))
+    ((_, headers, lines),) = tables
+    assert lines[0][headers.index("RSS growth MB")] == "+49.0"
+
+    # The new checks.
+    assert cases.verify("add-10", 3, [10, 11, 12]) is None
+    assert cases.verify("add-10", 3, [10, 11, 13]) is not None
+    assert cases.verify("len-5", 2, [5, 5]) is None
+    assert cases.verify("count-sum-add-3", 4, (4, 6 + 12)) is None
+    assert cases.verify("count-sum-add-3", 4, (3, 6 + 12)) is not None
+
+    # The README's table: from a full run only, between its markers, lines without results left out.
+    data = {
+        "generated": "2026-01-01T00:00:00+00:00",
+        "quick": False,
+        "only": [],
+        "rows": [
+            {"key": "overhead/thread/ours", "status": "ok", "best_s": 0.1,
+             "items_per_s": 2e6},
+            {"key": "overhead/thread/builtin", "status": "ok", "best_s": 0.01,
+             "items_per_s": 2e7, "ours_over_row": 0.1},
+        ],
+    }  # fmt: skip
+    page = tmp_path / "README.md"
+    page.write_text(f"# x\n\n{readme.START}\nold\n{readme.END}\n\nafter\n", encoding="utf-8")
+    assert readme.rewrite(page, data)
+    text = page.read_text(encoding="utf-8")
+    assert "old" not in text and text.endswith(f"{readme.END}\n\nafter\n")
+    assert "| `thread.map`, trivial `f`, 4 workers | 2 M items/s | 0.1x plain" in text
+    assert "`process.map`" not in text
+    assert not readme.rewrite(page, data)  # the same results: unchanged
+    with pytest.raises(readme.ReadmeError):
+        readme.rewrite(page, dict(data, quick=True))
