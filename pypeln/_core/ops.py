@@ -12,12 +12,14 @@ from __future__ import annotations
 import inspect
 import time
 import types
+from itertools import compress
 from operator import itemgetter
-from typing import Any, Awaitable, Callable, Iterable, Iterator, List
+from typing import Any, Awaitable, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .batching import HANDOVER_ITEMS, HANDOVER_SECONDS
 from .element import Item
 from .policy import SKIPPED
+from .wire import PICK, SAME
 
 _by_index = itemgetter(0)
 
@@ -38,6 +40,12 @@ class Operator:
         """`stream`, or its form for an `f` under an error policy (which may return
         `SKIPPED`: false and empty, so only `map` needs a form of its own)."""
         return self.stream
+
+    def over_values(self, f: Any, values: Sequence[Any]) -> Optional[Tuple[int, Any]]:
+        """The outputs of a plain `f` (no index, no policy) over a batch's `values`, as
+        `encode_results` would send them, made without building items (in C but for `f`
+        itself); None for an operator without such a form."""
+        return None
 
     async def apply_async(
         self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]
@@ -74,6 +82,9 @@ class Map(Operator):
     def stream_for(self, guarded: bool) -> Callable[[Any, Iterable[Item], bool], Iterator[Item]]:
         return self._stream_skipping if guarded else self.stream
 
+    def over_values(self, f: Any, values: Sequence[Any]) -> Optional[Tuple[int, Any]]:
+        return SAME, list(map(f, values))
+
     @staticmethod
     def _stream_skipping(
         f: Callable[..., Any], items: Iterable[Item], indexed: bool
@@ -107,6 +118,10 @@ class Filter(Operator):
         if indexed:
             return ((i, x) for i, x in items if f(x, i))
         return ((i, x) for i, x in items if f(x))
+
+    def over_values(self, f: Any, values: Sequence[Any]) -> Optional[Tuple[int, Any]]:
+        kept = list(map(f, values))
+        return PICK, (list(compress(range(len(kept)), kept)), list(compress(values, kept)))
 
     async def apply_async(
         self, f: Callable[..., Any], item: Item, indexed: bool, out: List[Item]

@@ -62,6 +62,15 @@ def decode_results(indices: Sequence[Any], kind: int, payload: Any) -> List[Any]
     return payload  # type: ignore[no-any-return]
 
 
+def result_values(kind: int, payload: Any) -> List[Any]:
+    """The output values in what `encode_results` made (to say which cannot be sent)."""
+    if kind == SAME:
+        return list(payload)
+    if kind == PICK:
+        return list(payload[1])
+    return [y for _, y in payload]
+
+
 #: What a worker counts (its guard, its timeouts) and its result carries along, in order:
 #: how many of those events the batch saw.
 COUNTED = ("failed", "retried", "skipped", "timed_out")

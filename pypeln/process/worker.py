@@ -28,7 +28,7 @@ from .._core.queue import IterableQueue
 from .._core.rate import RateLimiter
 from .._core.sources import source_batches
 from .._core.stats import Counters
-from .._core.wire import LOCAL, REAL, encode_results, local_items, take_counts
+from .._core.wire import LOCAL, REAL, encode_results, local_items, result_values, take_counts
 from .channel import (
     ATTEMPT,
     COUNTS,
@@ -186,7 +186,8 @@ class Worker:
             watch,
         )
         f, indexed = life.start()
-        stream = job.op.stream_for(life.guarded)
+        op = job.op
+        stream = op.stream_for(life.guarded)
         guarded = life.guarded
         clock = time.perf_counter
         recv, send = channel.recv, channel.send
@@ -200,15 +201,15 @@ class Worker:
                 watch.first = batch
                 continue
             start = clock()
-            if job.streams:
-                result: Any = self._stream(stream, f, indexed, batch, send, self.where)
-                outputs: List[Any] = result[1]
+            result: Any = None if guarded or indexed else op.over_values(f, batch)
+            if result is not None:
+                pass
+            elif job.streams:
+                result = self._stream(stream, f, indexed, batch, send, self.where)
             elif indexed:
-                outputs = list(stream(f, batch, True))
-                result = (REAL, outputs)
+                result = (REAL, list(stream(f, batch, True)))
             else:
-                outputs = list(stream(f, local_items(batch), False))
-                result = encode_results(outputs, len(batch))
+                result = encode_results(list(stream(f, local_items(batch), False)), len(batch))
             seconds = clock() - start
             if watch is not None:
                 watch.first = 0
@@ -221,8 +222,7 @@ class Worker:
             except ChannelClosed:
                 raise
             except Exception as e:  # a result that cannot be pickled
-                values = [value for _, value in outputs]
-                raise cannot_send(self.where, "a result", values, e) from None
+                raise cannot_send(self.where, "a result", result_values(*result), e) from None
         if self.active is not None:
             self.active[self.index] = 0
         life.done(ActiveWorkers(self.active))

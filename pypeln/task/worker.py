@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import time
+from types import CoroutineType as Coroutine
 from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 from .._core.element import Item
 from .._core.examples import WORKER, example
 from .._core.execution import task_works_for
-from .._core.ops import FlatMap
+from .._core.ops import MAP, FlatMap
+from .._core.policy import SKIPPED
 from .._core.stats import Counters
 
 if TYPE_CHECKING:
@@ -56,6 +59,7 @@ class Worker:
         op = sup.stage.op
         # (under a policy `f` returns its outputs made, as a list: streaming them is free)
         streaming = op.apply_streaming if isinstance(op, FlatMap) and not timeout else None
+        plain_map = op is MAP and not timeout and not indexed
 
         async def put_out(pause: bool = False) -> None:
             """Put `out` downstream, waiting for room; with `pause`, then let the loop run
@@ -96,7 +100,18 @@ class Worker:
                     queue.popped = take + 1
                 if items and not getters and not sup.starting and sup.size < sup.cap:
                     sup.grow()
-                if timeout:
+                if plain_map:  # `Map.apply_async` and `put_out` inlined: the common case
+                    result = f(item[1])
+                    if type(result) is Coroutine or inspect.isawaitable(result):
+                        result = await result
+                    if result is not SKIPPED:
+                        if full():
+                            t = clock()
+                            await output.wait_room()
+                            c.blocked += clock() - t
+                        put((item[0], result))
+                        c.items_out += 1
+                elif timeout:
                     if not await self._run_timed(apply, f, item, indexed, out, timeout):
                         c.timed_out += 1
                 elif streaming is not None:
