@@ -367,14 +367,24 @@ def _uses_ray(item: pytest.Item) -> bool:
     return item.get_closest_marker("ray") is not None
 
 
+#: Python 3.12+'s warning about a fork of a process that runs other threads, which a test
+#: marked ``forks_with_threads`` makes on purpose.
+FORK_WARNING_EXPECTED = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
-    """Mark every test that runs `pl.ray` (a parameter named "ray") with ``ray``; skip them
+    """Let the tests marked ``forks_with_threads`` fork without Python's warning about it.
+    Mark every test that runs `pl.ray` (a parameter named "ray") with ``ray``; skip them
     where Ray is not installed or PYPELN_TEST_RAY=0; run them last, so that every other
     test runs before the session's Ray starts (once Ray runs, `pl.process` starts its
     workers with forkserver rather than fork)."""
     skip = None if _ray_installed() else pytest.mark.skip(reason="Ray is off (PYPELN_TEST_RAY=0)")
     ray_items = []
     for item in items:
+        if item.get_closest_marker("forks_with_threads") is not None:
+            item.add_marker(FORK_WARNING_EXPECTED)
         if _uses_ray(item):
             item.add_marker(pytest.mark.ray)
             if skip is not None:

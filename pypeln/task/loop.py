@@ -136,7 +136,7 @@ class ForeignRun:
         self.stats = stats
         self._lock = threading.Lock()
         self._execution: Any = None
-        self._error: Optional[Exception] = None
+        self._error: Optional[BaseException] = None
         self._cancelled = False
 
     def open(self) -> None:
@@ -150,7 +150,7 @@ class ForeignRun:
                 self._execution = self.stage.backend.start(
                     self.stage, self.stage.maxsize, self.stats
                 )
-            except Exception as e:
+            except BaseException as e:  # (a Ctrl-C too: the feeder fails the run with it)
                 self._error = e
 
     def batches(self) -> Iterator[List[Item]]:
