@@ -20,6 +20,8 @@ import types
 from multiprocessing.context import BaseContext
 from typing import Any, Dict, Optional, Tuple
 
+from .spawning import quietly_pickled
+
 _global_method: Optional[str] = None
 
 #: The module the forkserver imports ahead, so that a worker it forks starts at once.
@@ -128,8 +130,6 @@ def choose(
         return method, None
     if not main_reachable():
         return method, None
-    from .spawning import quietly_pickled
-
     data = quietly_pickled(payload)
     if data is None:
         return method, None
