@@ -105,3 +105,19 @@ def test_an_error_raised_inside_a_stage_function_is_passed_on_as_it_is(backend):
     # a TypeError of the function's own (not of the call) keeps its message
     with shaped(backend, "map", "on_start", "5"):
         backend.map(abs, [1], on_start=5)
+
+
+def test_extra_positional_arguments_are_counted_and_shown(backend):
+    where = f"pl.{name_of(backend)}"
+    message = f"{where}.map: takes at most 7 positional arguments, got 9 (the extra ones: 'x', 'y')"
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        backend.map(abs, [1], 1, 0, 0, None, None, "x", "y")
+    message = f"{where}.batch: takes at most 4 positional arguments, got 5 (the extra ones: 'e')"
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        backend.batch(2, [1], 0, 0, "e")
+
+
+def test_a_bad_flag_names_the_function(backend):
+    message = f"pl.{name_of(backend)}.run: stats must be a bool, got 1 (int)"
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        backend.run([1], stats=1)
