@@ -308,3 +308,34 @@ def test_a_tracked_queue_reports_what_its_consumers_covered():
     assert covered == [2]
     q.finish(5, 0)  # nothing finished: nothing reported
     assert covered == [2]
+
+
+def test_put_batch_nowait_counts_reserved_room_and_calls_back_only_when_short():
+    q = pl.thread.IterableQueue(maxsize=4)
+    assert q.reserve(2) == 2
+    called = threading.Event()
+    assert q.put_batch_nowait([1, 2, 3], called.set) == 2, "added into reserved room"
+    q.put_batch([], reserved=2)
+    assert q.get_batch(1) == [1]
+    assert called.is_set()
+    fits = threading.Event()
+    assert q.put_batch_nowait([3], fits.set) == 1
+    assert q.get_batch(1) == [2]
+    assert not fits.is_set(), "on_room was called back although every item fitted"
+
+
+def test_a_tracked_queue_counts_items_put_without_waiting():
+    q = pl.thread.IterableQueue(tracked=True)
+    covered = []
+    q.on_cover = covered.append
+    slot = q.progress_slot()
+    q.add_producers(1)
+    assert q.put_batch_nowait([((0,), "a")], lambda: None) == 1
+    assert q.put_batch_nowait([((1,), "b")], lambda: None) == 1
+    q.advance(slot, 2)
+    assert q.get_tracked(10) == ([((0,), "a"), ((1,), "b")], 0)
+    assert covered == [], "a watermark was covered before its items were taken"
+    q.finish(0, 1)
+    assert covered == [], "a watermark was covered with one of its items unfinished"
+    q.finish(1, 1)
+    assert covered == [2]
