@@ -9,6 +9,7 @@ and `pl.task.IterableQueue`) and on a stage's input queue as its stats report it
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 
@@ -339,3 +340,99 @@ def test_a_tracked_queue_counts_items_put_without_waiting():
     assert covered == [], "a watermark was covered with one of its items unfinished"
     q.finish(1, 1)
     assert covered == [2]
+
+
+def test_an_unbounded_queue_refuses_puts_once_closed_and_counts_tracked_puts():
+    from pypeln._core.errors import Cancelled
+
+    q = pl.thread.IterableQueue()
+    q.close()
+    with pytest.raises(Cancelled):
+        q.put("x")
+    tracked = pl.thread.IterableQueue(tracked=True)
+    covered = []
+    tracked.on_cover = covered.append
+    slot = tracked.progress_slot()
+    tracked.add_producers(1)
+    tracked.put(((0,), "a"))
+    tracked.put(((1,), "b"))
+    tracked.advance(slot, 2)
+    assert tracked.get_tracked(1) == ([((0,), "a")], 0)
+    tracked.finish(0, 1)
+    assert covered == [], "covered with an item put but not taken"
+
+
+def test_get_tracked_waits_for_an_item():
+    q = pl.thread.IterableQueue()
+    q.add_producers(1)
+    got = []
+    returned = threading.Event()
+    thread = threading.Thread(target=lambda: (got.append(q.get_tracked(10)), returned.set()))
+    thread.start()
+    assert not returned.wait(0.1), "get_tracked returned from an empty queue without waiting"
+    q.put("x")
+    assert returned.wait(SOON), "get_tracked was not woken by a put"
+    thread.join(SOON)
+    assert got == [(["x"], 0)]
+
+
+# -- a stage's worker never runs further ahead than the room downstream -------------------
+
+
+def test_a_thread_stage_computes_no_further_ahead_than_the_room_downstream():
+    """Upstream of a stage blocked on its first item, with room for 2: 2 items wait in the
+    queue, 1 is held by the blocked stage and 1 by the upstream worker, waiting for room."""
+    calls = []
+    release = threading.Event()
+
+    def f(x):
+        calls.append(x)
+        return x
+
+    def g(x):
+        assert release.wait(SOON), "the test did not release the blocked stage"
+        return x
+
+    stage = pl.thread.map(f, (x for x in range(100)), workers=1) | pl.thread.map(
+        g, workers=1, maxsize=2
+    )
+    result = []
+    consumer = threading.Thread(target=lambda: result.extend(stage), daemon=True)
+    consumer.start()
+    try:
+        assert wait_until(lambda: len(calls) >= 4, SOON), f"only {len(calls)} items computed"
+        assert not wait_until(lambda: len(calls) > 4, 0.3), (
+            f"the upstream stage computed {len(calls)} items with room for 4"
+        )
+    finally:
+        release.set()
+    consumer.join(SOON)
+    assert result == list(range(100))
+
+
+def trickle(n):
+    for x in range(n):
+        time.sleep(0.002)  # the stage often finds its input empty
+        yield x
+
+
+def test_a_bounded_stage_on_a_trickling_source_keeps_its_room(concurrent_backend):
+    """A worker that finds nothing to take gives back the room it reserved: if it kept it,
+    the stage would run out of room and stall."""
+    backend = concurrent_backend
+    stage = backend.map(lambda x: x, trickle(60), workers=2, maxsize=2)
+    out = within(20, sorted, stage)
+    assert out == list(range(60))
+
+
+def test_ordered_streams_from_an_endless_source(concurrent_backend):
+    """Takes are reported finished as they are: otherwise `ordered` waits for the end."""
+    backend = concurrent_backend
+
+    def first_ten():
+        it = iter(backend.ordered(backend.map(lambda x: x, itertools.count(), workers=2)))
+        out = [next(it) for _ in range(10)]
+        it.close()
+        return out
+
+    assert within(20, first_ten) == list(range(10))
