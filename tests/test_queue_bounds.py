@@ -436,3 +436,27 @@ def test_ordered_streams_from_an_endless_source(concurrent_backend):
         return out
 
     assert within(20, first_ten) == list(range(10))
+
+
+def test_wait_ready_waits_for_an_item_or_the_end():
+    q = pl.thread.IterableQueue()
+    q.add_producers(2)
+    q.done()
+    ready = threading.Event()
+    thread = threading.Thread(target=lambda: (q.wait_ready(), ready.set()), daemon=True)
+    thread.start()
+    assert not ready.wait(0.1), "wait_ready returned with nothing ready and a producer left"
+    q.put("x")
+    assert ready.wait(SOON), "wait_ready was not woken by a put"
+    thread.join(SOON)
+    assert q.get_batch(5) == ["x"]
+    q.done()
+    within(SOON, q.wait_ready)  # ended: returns at once
+
+
+def test_a_take_from_a_sequence_keeps_to_its_limit():
+    q = pl.thread.IterableQueue()
+    q.add_sequence(range(100))
+    assert q.get_batch(3) == [((i,), i) for i in range(3)]
+    indices, values, _ = q.get_columns(2)
+    assert (indices, list(values)) == ([(3,), (4,)], [3, 4])
