@@ -105,3 +105,54 @@ def test_an_error_raised_inside_a_stage_function_is_passed_on_as_it_is(backend):
     # a TypeError of the function's own (not of the call) keeps its message
     with shaped(backend, "map", "on_start", "5"):
         backend.map(abs, [1], on_start=5)
+
+
+def test_extra_positional_arguments_are_counted_and_shown(backend):
+    where = f"pl.{name_of(backend)}"
+    message = f"{where}.map: takes at most 7 positional arguments, got 9 (the extra ones: 'x', 'y')"
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        backend.map(abs, [1], 1, 0, 0, None, None, "x", "y")
+    message = f"{where}.batch: takes at most 4 positional arguments, got 5 (the extra ones: 'e')"
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        backend.batch(2, [1], 0, 0, "e")
+
+
+def test_a_bad_flag_names_the_function(backend):
+    message = f"pl.{name_of(backend)}.run: stats must be a bool, got 1 (int)"
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        backend.run([1], stats=1)
+
+
+def test_a_bad_source_is_explained_in_full(backend):
+    name = name_of(backend)
+    kinds = (
+        "a Stage, an iterable or an async iterable" if name == "task" else "a Stage or an iterable"
+    )
+    message = (
+        f"pl.{name}.map: stage must be {kinds} (the items the stage works on, e.g. a list, a "
+        "range, a generator or another stage), got 5 (int). See "
+    )
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}.*concepts/stages/$"):
+        backend.map(abs, 5)
+
+
+def test_an_async_source_names_the_backend_that_cannot_read_it(backend):
+    if name_of(backend) == "task":
+        pytest.skip("pl.task reads async iterables")
+
+    class Agen:
+        def __aiter__(self):
+            return self
+
+        def __repr__(self):
+            return "Agen()"
+
+    name = name_of(backend)
+    message = (
+        f"pl.{name}.filter: stage is an async iterable (Agen(), Agen), and pl.{name} reads "
+        "only plain iterables. Read it with a pl.task stage first, whose output any backend "
+        f"can take (e.g. `source | pl.task.map(f) | pl.{name}.map(g)`), or consume it in "
+        "async code with `async for` or `await` on a pl.task stage. See "
+    )
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}.*concepts/asyncio/$"):
+        backend.filter(abs, Agen())

@@ -119,7 +119,7 @@ class StageFunctions:
         policy: Tuple[Any, ...] = (),
     ) -> Any:
         where = self._where(op.name)
-        checks.stage_params(
+        timeout = checks.stage_params(
             where, f, workers, maxsize, timeout, on_start, on_done, self.min_workers
         )
         options = self.stage_options(where, options)
@@ -222,7 +222,8 @@ class StageFunctions:
             stage: a Stage of any backend or an iterable; omitted, a `Partial` is returned.
             workers: how many workers run ``f`` at once.
             maxsize: the most items the stage holds at once (0: no bound).
-            timeout: seconds one item may take (0: no limit); an overrunning item is dropped.
+            timeout: seconds one item may take (0 or ``inf``: no limit); an overrunning item
+                is dropped.
             on_start: runs once per worker first; may return a dict of resources.
             on_done: runs once per worker last.
             on_error: what to do with an item whose ``f`` still fails after its retries:
@@ -606,7 +607,7 @@ class StageFunctions:
     def batch(self, size: int, stage: Any = UNDEFINED, timeout: float = 0, maxsize: int = 0) -> Any:
         """Group items into lists of up to ``size`` (the last one may be shorter).
 
-        ``timeout`` (seconds, 0: never): a partial list goes out when no item has arrived
+        ``timeout`` (seconds, 0 or ``inf``: never): a partial list goes out when no item has arrived
         for that long, for work that must not wait on a trickling source (`pl.sync`, which
         reads its source only when asked, ignores it). A list's index is the smallest index
         of its items, so ``ordered`` after ``batch`` orders the lists, and ``unbatch``
@@ -618,7 +619,7 @@ class StageFunctions:
         """
         where = self._where("batch")
         checks.integer(where, "size", size, 1)
-        checks.number(where, "timeout", timeout, 0)
+        timeout = checks.seconds(where, "timeout", timeout)
         checks.integer(where, "maxsize", maxsize, 0)
         if isinstance(stage, Undefined):
             return Partial(lambda s: self.batch(size, s, timeout, maxsize))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from typing import Any, Callable, Iterable, Optional
 
 from .docs import see
@@ -83,6 +84,13 @@ def number(where: str, name: str, value: Any, minimum: float) -> None:
         raise _fail(ValueError, where, f"{name} must be >= {minimum}, got {value!r}")
 
 
+def seconds(where: str, name: str, value: Any) -> Any:
+    """A duration (0: no limit), returned as the stage keeps it: one no wait can take
+    (``float("inf")``, or past `threading.TIMEOUT_MAX`) is no limit, 0."""
+    number(where, name, value, 0)
+    return 0 if value >= threading.TIMEOUT_MAX else value
+
+
 def flag(where: str, name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise _fail(
@@ -128,11 +136,12 @@ def stage_params(
     on_start: Any,
     on_done: Any,
     min_workers: int = 1,
-) -> None:
-    """The checks shared by map, filter, flat_map and each."""
+) -> Any:
+    """The checks shared by map, filter, flat_map and each; the timeout the stage keeps."""
     callable_(where, "f", f)
     workers(where, n_workers, min_workers)
     integer(where, "maxsize", maxsize, 0)
-    number(where, "timeout", timeout, 0)
+    timeout = seconds(where, "timeout", timeout)
     callable_(where, "on_start", on_start, optional=True)
     callable_(where, "on_done", on_done, optional=True)
+    return timeout

@@ -59,6 +59,9 @@ BATCHES_IN_FLIGHT = 2
 BATCH_BYTES = 1 << 20
 #: How long `kill` waits for a killed process to be reaped.
 REAP_SECONDS = 1.0
+#: The longest single wait for results (a day); a longer `timeout` is waited out in turns
+#: (`multiprocessing.connection.wait` takes at most ~24.8 days, in milliseconds as a C int).
+LONGEST_WAIT = 86400.0
 
 _NO_SOURCE = object()
 
@@ -671,7 +674,7 @@ class Supervisor(ThreadRunner):
         now = time.monotonic()
         starts = [h.started for h in self.handles if h.started is not None and not h.finished]
         # An item a feeder starts after this look expires no sooner than a timeout from now.
-        return max(0.0, min(starts, default=now) + self.timeout - now)
+        return min(LONGEST_WAIT, max(0.0, min(starts, default=now) + self.timeout - now))
 
     def _expire(self) -> None:
         now = time.monotonic()

@@ -1,0 +1,70 @@
+"""The mutation score of the last `./dev mutate` run, per module: ``./dev mutate score``.
+
+Reads mutmut's results (``mutants/**/*.py.meta``). A mutant is *caught* when a test failed
+(killed) or ran past its time bound (timeout: a planted bug that hangs); *survived* and
+*no tests* (no selected test reaches the function) count against the score. Mutants listed
+in ``.ci/equivalent-mutants.txt`` (mutants that change no behaviour, each with its reason)
+are left out, as are those not checked yet.
+
+    score = caught / (caught + survived + no tests)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Set
+
+from mutmut.stats import status_by_exit_code
+
+ROOT = Path(__file__).resolve().parent.parent
+CAUGHT = {"killed", "timeout", "caught by type check", "segfault"}
+MISSED = {"survived", "no tests", "suspicious"}
+
+
+def equivalent() -> Set[str]:
+    path = ROOT / ".ci" / "equivalent-mutants.txt"
+    names = set()
+    for line in path.read_text().splitlines():
+        name = line.split("#", 1)[0].strip()
+        if name:
+            names.add(name)
+    return names
+
+
+def main() -> int:
+    excluded = equivalent()
+    by_module: Dict[str, Counter[str]] = {}
+    for meta in sorted((ROOT / "mutants").glob("**/*.py.meta")):
+        module = meta.relative_to(ROOT / "mutants").as_posix()[: -len(".meta")]
+        counts = by_module.setdefault(module, Counter())
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            status = "equivalent" if name in excluded else status_by_exit_code[code]
+            counts[status] += 1
+    if not by_module:
+        print("no results: run ./dev mutate first", file=sys.stderr)
+        return 1
+    print(f"{'module':40} {'score':>6} {'caught':>7} {'missed':>7} {'equiv':>6} {'unrun':>6}")
+    total: Counter[str] = Counter()
+    for module, counts in by_module.items():
+        total.update(counts)
+        print(row(module, counts))
+    print(row("all", total))
+    return 0
+
+
+def row(name: str, counts: Counter[str]) -> str:
+    caught = sum(counts[s] for s in CAUGHT)
+    missed = sum(counts[s] for s in MISSED)
+    checked = caught + missed
+    score = f"{100 * caught / checked:5.1f}%" if checked else "    -"
+    return (
+        f"{name:40} {score:>6} {caught:7} {missed:7} {counts['equivalent']:6} "
+        f"{counts['not checked']:6}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
