@@ -17,8 +17,10 @@ import pytest
 
 import pypeln as pl
 
-#: (a stage told to fork does so even when a worker that overran its timeout is replaced
-#: from one of the run's threads: allowed here)
+#: A stage told to fork does so even while other threads run (a worker that overran its
+#: timeout is replaced from one of the run's threads; a thread of the test before may not
+#: have ended yet): allowed here.
+FORK = pytest.param("fork", marks=pytest.mark.forks_with_threads)
 START_METHODS = [
     pytest.param(m, marks=pytest.mark.forks_with_threads) if m == "fork" else m
     for m in ("fork", "spawn", "forkserver")
@@ -215,7 +217,7 @@ def test_handler_output_keeps_the_items_index() -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", [FORK, "spawn"])
 def test_handler_that_raises_stops_the_pipeline(method: str) -> None:
     stage = pl.process.map(fail_odd, range(6), on_error=raising_handler, start_method=method)
     with pytest.raises(KeyError):
@@ -223,7 +225,7 @@ def test_handler_that_raises_stops_the_pipeline(method: str) -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", [FORK, "spawn"])
 def test_retries_keep_worker_info_and_resources(tmp_path: Any, method: str) -> None:
     stage = pl.process.map(
         partial(with_resource, str(tmp_path)),
@@ -368,7 +370,7 @@ def test_rate_is_shared_by_the_workers(method: str) -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", [FORK, "spawn"])
 def test_stats_count_items_and_busy_time(method: str) -> None:
     it = pl.process.to_iterable(pl.process.map(nap, range(20), workers=2, start_method=method))
     assert sorted(it) == list(range(20))
@@ -405,7 +407,7 @@ def test_stats_of_a_filter_and_a_chain() -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", [FORK, "spawn"])
 def test_counts_of_a_final_failure_reach_the_stats(tmp_path: Any, method: str) -> None:
     it = pl.process.to_iterable(
         pl.process.map(
