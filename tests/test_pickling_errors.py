@@ -156,6 +156,7 @@ def raise_local(x: int) -> int:
     raise LocalError("from a local class", x)
 
 
+@pytest.mark.forks_with_threads  # told to fork
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
 def test_exception_of_a_local_class_travels_by_value() -> None:
     pytest.importorskip("cloudpickle")
@@ -241,6 +242,7 @@ def locks() -> Any:
     yield threading.Lock()
 
 
+@pytest.mark.forks_with_threads  # told to fork
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")
 def test_source_item_that_cannot_be_pickled() -> None:
     # read in a process of its own (forked, or a generator could not be sent there)
