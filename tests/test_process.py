@@ -22,7 +22,12 @@ from hypothesis import strategies as st
 import pypeln as pl
 from pypeln.process import spawning
 
-START_METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
+#: (a stage told to fork forks even while a thread of the test before is on its way out)
+START_METHODS = [
+    pytest.param(m, marks=pytest.mark.forks_with_threads) if m == "fork" else m
+    for m in ("fork", "spawn")
+    if m in multiprocessing.get_all_start_methods()
+]
 
 
 # -- module-level functions: picklable without cloudpickle ------------------------------------
@@ -610,6 +615,7 @@ def test_pickle_fallback_without_cloudpickle(monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.forks_with_threads  # told to fork
 def test_start_method_arguments() -> None:
     with pytest.raises(ValueError, match="start_method"):
         pl.process.map(double, range(3), start_method="teleport")
