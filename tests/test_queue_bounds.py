@@ -290,12 +290,19 @@ def test_get_waking_returns_on_wake_and_after_its_timeout():
     assert q.get_tracked(10, block=False) == ([], 0)
 
 
-def test_a_tracked_queue_reports_what_its_consumers_covered():
+def tracked_queue():
+    """A tracked queue with one producer and one watermark slot, and the list of the
+    watermarks it reports as covered."""
     q = pl.thread.IterableQueue(tracked=True)
     covered = []
     q.on_cover = covered.append
     slot = q.progress_slot()
     q.add_producers(1)
+    return q, covered, slot
+
+
+def test_a_tracked_queue_reports_what_its_consumers_covered():
+    q, covered, slot = tracked_queue()
     q.put_batch([((0,), "a"), ((1,), "b")])
     q.advance(slot, 2)
     got = q.get_tracked(1)
@@ -326,11 +333,7 @@ def test_put_batch_nowait_counts_reserved_room_and_calls_back_only_when_short():
 
 
 def test_a_tracked_queue_counts_items_put_without_waiting():
-    q = pl.thread.IterableQueue(tracked=True)
-    covered = []
-    q.on_cover = covered.append
-    slot = q.progress_slot()
-    q.add_producers(1)
+    q, covered, slot = tracked_queue()
     assert q.put_batch_nowait([((0,), "a")], lambda: None) == 1
     assert q.put_batch_nowait([((1,), "b")], lambda: None) == 1
     q.advance(slot, 2)
