@@ -10,7 +10,8 @@
 Each actor holds at most `BATCHES_IN_FLIGHT` batches (one it works on, the next ones
 queued behind it, to hide the round trip), so results come back in completion order and
 slow items spread over every actor; batches are sized so one takes about
-`TARGET_SECONDS`. One thread, the collector, owns every actor's state changes that follow
+`TARGET_SECONDS`, and one cut short by the items ready (the input runs dry) goes to an
+actor that holds none. One thread, the collector, owns every actor's state changes that follow
 a completion (results, readiness, death, finishing); the feeder only takes credit and
 submits. An actor that dies is seen when its calls fail: the run fails with
 `WorkerDiedError`, or, under a policy with retries, a new actor takes the batches it held.
@@ -248,13 +249,17 @@ class Supervisor(StageRunner):
         clock = time.perf_counter
         try:
             while True:
-                h = self._next_actor()
+                self._next_actor(take=False)  # no batch is taken before one can be sent
                 t0 = clock()
                 got = take_within(self.budget, self.input, self.sizer.limit, self._get)
                 c.waiting += clock() - t0
                 if got is None:
                     break
                 (indices, values, start), beyond = got
+                # A batch cut short by the items ready (the input runs dry, e.g. the end
+                # of a burst) goes to an actor that holds nothing: queued behind another
+                # batch it could wait for a slow one, while another actor sits idle.
+                h = self._next_actor(idle=len(indices) < self.sizer.limit)
                 self._submit(h, Held(indices, values, start, beyond))
             self.events.put((_INPUT_ENDED, None, 0, None))
         except Cancelled:
@@ -265,8 +270,9 @@ class Supervisor(StageRunner):
     def _get(self, n: int, block: bool) -> Any:
         return self.input.get_columns(n, block)
 
-    def _next_actor(self) -> ActorHandle:
-        """Wait for an actor that may be sent a batch; the one with the most credit."""
+    def _next_actor(self, idle: bool = False, take: bool = True) -> ActorHandle:
+        """Wait for an actor that may be sent a batch (one that holds none, if `idle`);
+        the one with the most credit, which it spends if `take`."""
         with self.cond:
             while True:
                 if self.cancelled:
@@ -274,11 +280,15 @@ class Supervisor(StageRunner):
                 free = [
                     h
                     for h in self.handles
-                    if (h.ready or h.early) and h.credit > 0 and not h.beyond
+                    if (h.ready or h.early)
+                    and h.credit > 0
+                    and not h.beyond
+                    and not (idle and (h.pending or h.resend))
                 ]
                 if free:
                     h = max(free, key=lambda h: h.credit)
-                    h.credit -= 1
+                    if take:
+                        h.credit -= 1
                     return h
                 self.cond.wait()
 
