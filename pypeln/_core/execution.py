@@ -33,7 +33,7 @@ import threading
 import time
 from contextvars import ContextVar
 from types import CodeType, FrameType
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from .batching import MAX_BATCH
 from .contracts import Runner
@@ -230,8 +230,15 @@ class Execution:
             runner.kill()
 
     def __iter__(self) -> Iterator[List[Item]]:
+        return self._ending(self._output_batches(False))
+
+    def value_batches(self) -> Iterator[Sequence[Any]]:
+        """Like iterating the run, the batches' values only (no items are made for them)."""
+        return self._ending(self._output_batches(True))
+
+    def _ending(self, batches: Iterator[Any]) -> Iterator[Any]:
         try:
-            yield from self._output_batches()
+            yield from batches
         except Cancelled:
             pass
         if self.error is not None:
@@ -240,7 +247,7 @@ class Execution:
         if not self.cancelled:
             self.finished = True
 
-    def _output_batches(self) -> Iterator[List[Item]]:
+    def _output_batches(self, values: bool) -> Iterator[Any]:
         if self._ordering is not None:
             # The last stage is `ordered`: the consumer sorts, with no thread in between.
             row = self.stats.stage(self._top)
@@ -250,17 +257,19 @@ class Execution:
                 c.items_in += len(ready)
                 c.items_out += len(ready)
                 for start in range(0, len(ready), MAX_BATCH):
-                    yield ready[start : start + MAX_BATCH]
+                    batch = ready[start : start + MAX_BATCH]
+                    yield [x for _, x in batch] if values else batch
             return
-        get = self.output.get_batch
+        get: Callable[[int], Optional[Sequence[Any]]]
+        get = self.output.get_values if values else self.output.get_batch
         # A bounded output is read in small takes: room is only freed for items the
         # consumer is about to use, so a paused consumer holds the pipeline back exactly.
         limit = max(1, self.output.maxsize // 4) if self.output.maxsize else 1 << 20
         while True:
-            batch = get(limit)
-            if batch is None:
+            got = get(limit)
+            if got is None:
                 return
-            yield batch
+            yield got
 
 
 class ModuleBackend:

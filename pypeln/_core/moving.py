@@ -18,12 +18,13 @@ from operator import itemgetter
 from typing import Any, Iterator, List, Optional, Tuple
 
 from .batching import MAX_BATCH
+from .columns import batch_size
 from .element import Item
 from .errors import Cancelled
 from .execution import Execution, StageRunner
 from .ops import BATCH, ORDERED, UNBATCH, make_batch
 from .progress import ALL_DONE, Window
-from .queue import IterableQueue, deliver, take
+from .queue import AS_PUT, ROWS, IterableQueue, deliver, take
 from .stage import Stage
 
 _by_index = itemgetter(0)
@@ -72,13 +73,13 @@ class MoveRunner(StageRunner):
     def _forward(self, unbatch: bool) -> None:
         inq, out, cap, c = self.input, self.output, self.cap, self.counters
         while True:
-            taken = take(inq, out, cap)
+            taken = take(inq, out, cap, ROWS if unbatch else AS_PUT)
             if taken is None:
                 return
             outputs = UNBATCH.batch(taken[0]) if unbatch else taken[0]
             deliver(inq, out, outputs, taken)
-            c.items_in += len(taken[0])
-            c.items_out += len(outputs)
+            c.items_in += batch_size(taken[0])
+            c.items_out += batch_size(outputs)
 
     # -- batch ---------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ class Operator:
     per_item = True
     #: whether one item may have many outputs, handed on as they are made (`flat_map`)
     streams = False
+    #: whether `over_values` has a form (then a plain `f` may work on columns)
+    columnar = False
 
     def stream(self, f: Any, items: Iterable[Item], indexed: bool) -> Iterator[Item]:
         """The outputs of `f` over `items` (`f` is None for operators without one)."""
@@ -73,6 +75,7 @@ _Coroutine = types.CoroutineType
 
 class Map(Operator):
     name = "map"
+    columnar = True
 
     def stream(self, f: Callable[..., Any], items: Iterable[Item], indexed: bool) -> Iterator[Item]:
         if indexed:
@@ -113,6 +116,7 @@ class Map(Operator):
 
 class Filter(Operator):
     name = "filter"
+    columnar = True
 
     def stream(self, f: Callable[..., Any], items: Iterable[Item], indexed: bool) -> Iterator[Item]:
         if indexed:

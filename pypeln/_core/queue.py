@@ -1,7 +1,9 @@
 """`IterableQueue`: the bounded queue between stages, on the consumer's side of a run.
 
-Producers add items one at a time or in batches; consumers take whatever is ready, up to
-a limit, and never wait for a batch to fill. A list, tuple or range source is registered
+Producers add items one at a time or in batches, as rows of ``(index, value)`` items or
+as columns (see `pypeln._core.columns`); consumers take whatever is ready, up to a limit,
+in the form they work with, and never wait for a batch to fill. Batches are kept as they
+were put (a chunk each), not item by item. A list, tuple or range source is registered
 as is (`add_sequence`): consumers slice it when nothing else is ready, so its items are
 made on demand, with no feeder thread and nothing read ahead. Waiting blocks on a condition
 (no polling). The queue ends once every registered producer called `done`; `close` cancels
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from itertools import repeat, starmap
 from typing import (
     Any,
     Callable,
@@ -29,19 +30,22 @@ from typing import (
     Sequence,
     Tuple,
     TypeVar,
-    Union,
 )
 
+from .columns import Indices, Part, batch_size, columns_of, index_list, rows_of, values_of
 from .errors import Cancelled
 from .examples import QUEUE, example
 from .progress import ALL_DONE, Progress, Window, limit_of
 from .signals import wait
-from .sources import SEQUENCE_CHUNK, sequence_items
+from .sources import SEQUENCE_CHUNK
 
 T = TypeVar("T")
 
-#: What `_take` found: items, the bounds of a slice of a sequence source, [] (woken), or None.
-Taken = Union[None, List[Any], Tuple[Sequence[Any], int, int]]
+# The forms a consumer takes items in (`IterableQueue.get_tracked`):
+ROWS, COLUMNS, AS_PUT = "rows", "columns", "as put"
+
+#: What `_take` found: its parts ([] if woken or nothing was ready), or None at the end.
+Taken = Optional[List[Part]]
 
 
 @example(QUEUE, "pl.thread")
@@ -61,7 +65,11 @@ class IterableQueue(Generic[T]):
     ) -> None:
         self.maxsize = maxsize
         self.consumers = max(1, consumers)
-        self._items: Deque[T] = deque()
+        #: the batches put and not taken yet: [indices (None: rows), values or rows, first
+        #: not taken, whether `put` may append to it]
+        self._chunks: Deque[List[Any]] = deque()
+        #: items in `_chunks`
+        self._count = 0
         #: the most items it has held at once (statistics)
         self.peak = 0
         self._producers = 0
@@ -90,7 +98,7 @@ class IterableQueue(Generic[T]):
             window.listeners.append(self.wake)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
     # -- producers -----------------------------------------------------------------------
 
@@ -115,27 +123,43 @@ class IterableQueue(Generic[T]):
                 self._sequences.append([seq, 0, slot])
 
     def put(self, item: T) -> None:
+        """Add one item (blocking while the queue is full)."""
         if self.maxsize or self._closed or self.tracked:
             self.put_batch([item])
             return
-        # Unbounded fast path: no lock unless a consumer sleeps. A consumer registers in
-        # `_getters` before its last look at `_items`, so one of us always sees the other.
-        items = self._items
-        items.append(item)
-        if len(items) > self.peak:
-            self.peak = len(items)
-        if self._getters:
-            with self._lock:
+        with self._lock:
+            chunks = self._chunks
+            last = chunks[-1] if chunks else None
+            if last is not None and last[3] and len(last[1]) < SEQUENCE_CHUNK:
+                # A chunk of single items: one more (bounded: what was taken from the front
+                # of a chunk is let go only with the whole chunk).
+                last[1].append(item)
+            else:
+                chunks.append([None, [item], 0, True])
+            self._count += 1
+            if self._count > self.peak:
+                self.peak = self._count
+            if self._getters:
                 self._not_empty.notify()
 
     def put_batch(self, items: List[T], reserved: int = 0) -> None:
         """Add `items`, blocking while the queue is full; raises `Cancelled` if closed.
 
         ``reserved``: room `reserve` promised for them, given back now (the first
-        `reserved` items go in without waiting).
+        `reserved` items go in without waiting). The queue keeps the list: the caller
+        must not change it afterwards.
         """
+        self._put(None, items, reserved)
+
+    def put_columns(self, indices: Indices, values: Sequence[Any], reserved: int = 0) -> None:
+        """Like `put_batch`, for a batch given as columns."""
+        self._put(indices, values, reserved)
+
+    def _put(self, indices: Optional[Indices], data: Sequence[Any], reserved: int) -> None:
         maxsize = self.maxsize
-        start, n = 0, len(items)
+        start, n = 0, len(data)
+        if indices is None and type(data) is not list:
+            data = list(data)
         with self._lock:
             if reserved:
                 self._reserved -= reserved
@@ -143,7 +167,7 @@ class IterableQueue(Generic[T]):
                 if self._closed:
                     raise Cancelled()
                 if maxsize:
-                    room = maxsize - len(self._items) - self._reserved
+                    room = maxsize - self._count - self._reserved
                     if start < reserved:
                         room = max(room, reserved - start)
                     if room <= 0:
@@ -156,16 +180,26 @@ class IterableQueue(Generic[T]):
                     end = min(n, start + room)
                 else:
                     end = n
-                self._items.extend(items[start:end] if start or end < n else items)
-                if len(self._items) > self.peak:
-                    self.peak = len(self._items)
-                if self.progress is not None:
-                    self.progress.put += end - start
-                if self._getters:
-                    self._not_empty.notify(min(self._getters, end - start))
+                self._add(indices, data, start, end)
                 start = end
             if reserved > n and self._putters:
                 self._not_full.notify(reserved - n)
+
+    def _add(self, indices: Optional[Indices], data: Sequence[Any], start: int, end: int) -> None:
+        """Add ``data[start:end]`` (with the lock held)."""
+        if start or end < len(data):
+            data = data[start:end]
+            if indices is not None:
+                indices = indices[start:end]
+        self._chunks.append([indices, data, 0, False])
+        n = end - start
+        self._count += n
+        if self._count > self.peak:
+            self.peak = self._count
+        if self.progress is not None:
+            self.progress.put += n
+        if self._getters:
+            self._not_empty.notify(min(self._getters, n))
 
     def reserve(self, limit: int) -> int:
         """Promise room for up to `limit` items a producer is about to compute; how many.
@@ -181,7 +215,7 @@ class IterableQueue(Generic[T]):
         with self._lock:
             if self._closed:
                 raise Cancelled()
-            granted = max(0, min(limit, maxsize - len(self._items) - self._reserved))
+            granted = max(0, min(limit, maxsize - self._count - self._reserved))
             self._reserved += granted
             return granted
 
@@ -196,30 +230,24 @@ class IterableQueue(Generic[T]):
                 raise Cancelled()
             n = len(items)
             if self.maxsize:
-                n = max(0, min(n, self.maxsize - len(self._items) - self._reserved))
+                n = max(0, min(n, self.maxsize - self._count - self._reserved))
                 if n < len(items):
                     self._room_callbacks.append(on_room)
             if n:
-                self._items.extend(items[:n] if n < len(items) else items)
-                if len(self._items) > self.peak:
-                    self.peak = len(self._items)
-                if self.progress is not None:
-                    self.progress.put += n
-                if self._getters:
-                    self._not_empty.notify(min(self._getters, n))
+                self._add(None, items if type(items) is list else list(items), 0, n)
             return n
 
     def room(self) -> int:
         """Items that fit now (a large number for an unbounded queue); a snapshot."""
         if not self.maxsize:
             return 1 << 30
-        return self.maxsize - len(self._items) - self._reserved
+        return self.maxsize - self._count - self._reserved
 
     def on_room(self, callback: Callable[[], None]) -> None:
         """Call `callback` once: now if there is room, else (from a consumer's thread) the
         next time items are taken."""
         with self._lock:
-            full = bool(self.maxsize) and len(self._items) + self._reserved >= self.maxsize
+            full = bool(self.maxsize) and self._count + self._reserved >= self.maxsize
             if full:
                 self._room_callbacks.append(callback)
         if not full:
@@ -275,21 +303,28 @@ class IterableQueue(Generic[T]):
         burst of slow items spreads over all of them. Raises `Cancelled` if closed.
         """
         taken, _ = self._take(limit)
-        return self._as_items(taken)
+        return rows_of(taken)
 
-    def get_tracked(self, limit: int, block: bool = True) -> Optional[Tuple[List[T], int]]:
+    def get_tracked(
+        self, limit: int, block: bool = True, form: str = ROWS
+    ) -> Optional[Tuple[Any, int]]:
         """Like `get_batch`, with the number of its first take (for `finish`).
 
-        Without `block`, an empty list when nothing is ready.
+        Without `block`, an empty list when nothing is ready. The items come in `form`:
+        `ROWS` (a list of items), `COLUMNS` (`Columns`; indices may be a `range`), or
+        `AS_PUT` (columns if they were all put as columns, else rows).
         """
         taken, start = self._take(limit, block=block)
-        items = self._as_items(taken)
-        return None if items is None else (items, start)
+        if taken is None:
+            return None
+        if form == ROWS or (form == AS_PUT and not all(type(p) is tuple for p in taken)):
+            return rows_of(taken), start
+        return columns_of(taken), start
 
     def wait_ready(self) -> None:
         """Block until an item is ready or the queue has ended (takes nothing)."""
         with self._lock:
-            while not self._items:
+            while not self._count:
                 if self._closed:
                     raise Cancelled()
                 if self._producers <= 0:
@@ -305,21 +340,32 @@ class IterableQueue(Generic[T]):
                     self._getters -= 1
 
     def get_columns(
-        self, limit: int, block: bool = True
-    ) -> Optional[Tuple[List[Any], Sequence[Any], int]]:
+        self, limit: int, block: bool = True, ranges: bool = False
+    ) -> Optional[Tuple[Indices, Sequence[Any], int]]:
         """Like `get_tracked`, as two columns: the items' indices and their values.
 
         Items of a sequence source are never built: its values come as a slice of it.
-        For consumers that send values away and keep the indices (`process`).
+        For consumers that work on values and keep the indices aside. With `ranges`, the
+        indices may come as a `range` of positions (see `pypeln._core.columns`), else
+        always as a list of index tuples.
         """
         taken, start = self._take(limit, block=block)
         if taken is None:
             return None
-        if isinstance(taken, list):
-            items: List[Any] = taken  # (index, value) pairs
-            return [i for i, _ in items], [x for _, x in items], start
-        seq, lo, hi = taken
-        return list(zip(range(lo, hi))), seq[lo:hi], start
+        indices, values = columns_of(taken)
+        return (indices if ranges else index_list(indices)), values, start
+
+    def get_values(self, limit: int) -> Optional[Sequence[Any]]:
+        """Like `get_batch`, the values only (for the consumer at the end of a run)."""
+        taken, _ = self._take(limit)
+        if taken is None:
+            return None
+        if len(taken) == 1:
+            return values_of(taken[0])
+        values: List[Any] = []
+        for part in taken:
+            values += values_of(part)
+        return values
 
     def get_waking(
         self, limit: int, timeout: Optional[float] = None
@@ -330,14 +376,8 @@ class IterableQueue(Generic[T]):
         A consumer that holds items on behalf of others (`batch`, `ordered`) waits this way.
         """
         taken, start = self._take(limit, wakeable=True, timeout=timeout)
-        items = self._as_items(taken)
+        items = rows_of(taken)
         return None if items is None else (items, start)
-
-    def _as_items(self, taken: Taken) -> Optional[List[T]]:
-        if taken is None or isinstance(taken, list):
-            return taken
-        seq, start, end = taken
-        return sequence_items(seq, start, end)  # type: ignore[return-value]
 
     def _take(
         self,
@@ -346,14 +386,13 @@ class IterableQueue(Generic[T]):
         timeout: Optional[float] = None,
         block: bool = True,
     ) -> Tuple[Taken, int]:
-        """Ready items (or a slice of a sequence source, or [] if woken, or None at the
-        end), and the number of the first take."""
-        items = self._items
+        """Ready items in parts (a slice of a sequence source is a part of columns; [] if
+        woken, None at the end), and the number of the first take."""
         told = False
         held_at = 0
         while True:
             with self._lock:
-                while not items:
+                while not self._count:
                     if self._closed:
                         raise Cancelled()
                     if self._sequences:
@@ -369,9 +408,9 @@ class IterableQueue(Generic[T]):
                         return [], 0
                     self._getters += 1
                     try:
-                        if not items:
+                        if not self._count:
                             if not wait(self._not_empty, timeout):
-                                if not items:
+                                if not self._count:
                                     return [], 0
                     finally:
                         self._getters -= 1
@@ -382,14 +421,32 @@ class IterableQueue(Generic[T]):
                 if held_at >= window.limit():
                     window.starve()
 
-    def _pop(self, limit: int) -> Tuple[List[T], int]:
-        """Take ready items (called with the lock held, when there are some)."""
+    def _pop(self, limit: int) -> Tuple[List[Part], int]:
+        """Take ready items (called with the lock held, when there are some): a fair share
+        of them, from the chunks at the front."""
         if self._closed:
             raise Cancelled()
-        items = self._items
-        n = min(limit, -(-len(items) // self.consumers))
-        # popleft only: an unlocked `put` may append meanwhile (see `put`).
-        batch = list(starmap(items.popleft, repeat((), n)))
+        n = min(limit, -(-self._count // self.consumers))
+        chunks = self._chunks
+        parts: List[Part] = []
+        left = n
+        while left:
+            chunk = chunks[0]
+            indices, data, lo, _ = chunk
+            size = len(data)
+            if size - lo <= left:
+                chunks.popleft()
+                hi = size
+            else:
+                hi = lo + left
+                chunk[2] = hi
+            whole = not lo and hi == size
+            if indices is None:
+                parts.append(data if whole else data[lo:hi])
+            else:
+                parts.append((indices, data) if whole else (indices[lo:hi], data[lo:hi]))
+            left -= hi - lo
+        self._count -= n
         if self._putters:
             self._not_full.notify(n)
         if self._room_callbacks:
@@ -398,10 +455,10 @@ class IterableQueue(Generic[T]):
                 callback()
         progress = self.progress
         if progress is None:
-            return batch, 0
+            return parts, 0
         start = progress.taken
         progress.taken = start + n
-        return batch, start
+        return parts, start
 
     def _woken_since(self) -> bool:
         """Whether a wake-up or a new covered watermark came since the last look."""
@@ -412,9 +469,9 @@ class IterableQueue(Generic[T]):
             return True
         return woken
 
-    def _slice(self, limit: int) -> Optional[Tuple[Tuple[Sequence[Any], int, int], int]]:
-        """Take the next slice of the first sequence source (called with the lock held);
-        None if the windows do not admit its next position yet."""
+    def _slice(self, limit: int) -> Optional[Tuple[List[Part], int]]:
+        """Take the next slice of the first sequence source, as columns (called with the
+        lock held); None if the windows do not admit its next position yet."""
         entry = self._sequences[0]
         seq, start, slot = entry
         left = len(seq) - start
@@ -430,14 +487,15 @@ class IterableQueue(Generic[T]):
             self._producers -= 1
             if self._producers <= 0:
                 self._not_empty.notify_all()
+        part: List[Part] = [(range(start, end), seq[start:end])]
         progress = self.progress
         if progress is None:
-            return (seq, start, end), 0
+            return part, 0
         first = progress.taken
         progress.put += end - start
         progress.taken += end - start
         progress.advance(slot, ALL_DONE if exhausted else end)
-        return (seq, start, end), first
+        return part, first
 
     def __iter__(self) -> Iterator[T]:
         """Items until the queue ends (a single consumer's view)."""
@@ -457,12 +515,16 @@ class IterableQueue(Generic[T]):
             self._not_full.notify_all()
 
 
-#: What `take` hands a worker: the items, the number of their first take, the room reserved.
-Taken3 = Tuple[List[Any], int, int]
+#: What `take` hands a worker: the items (rows, or `Columns`), the number of their first
+#: take, the room reserved.
+Taken3 = Tuple[Any, int, int]
 
 
-def take(inq: IterableQueue[Any], out: IterableQueue[Any], limit: int) -> Optional[Taken3]:
-    """The next batch a worker computes: room first, then items (None once `inq` ended).
+def take(
+    inq: IterableQueue[Any], out: IterableQueue[Any], limit: int, form: str = ROWS
+) -> Optional[Taken3]:
+    """The next batch a worker computes: room first, then items (None once `inq` ended),
+    in `form` (see `IterableQueue.get_tracked`).
 
     With a bounded `out` it takes no more items than `out` has room for, or one item when
     `out` is full (computed, then waiting for room): a stage never runs further ahead of its
@@ -470,12 +532,12 @@ def take(inq: IterableQueue[Any], out: IterableQueue[Any], limit: int) -> Option
     can never wait on room this worker holds.
     """
     if not out.maxsize:
-        got = inq.get_tracked(limit)
+        got = inq.get_tracked(limit, True, form)
         return None if got is None else (got[0], got[1], 0)
     while True:
         reserved = out.reserve(limit)
-        got = inq.get_tracked(max(1, reserved), block=False)
-        if got is not None and got[0]:
+        got = inq.get_tracked(max(1, reserved), False, form)
+        if got is not None and batch_size(got[0]):
             return got[0], got[1], reserved
         if reserved:
             out.put_batch([], reserved)
@@ -484,12 +546,14 @@ def take(inq: IterableQueue[Any], out: IterableQueue[Any], limit: int) -> Option
         inq.wait_ready()
 
 
-def deliver(
-    inq: IterableQueue[Any], out: IterableQueue[Any], outputs: List[Any], taken: Taken3
-) -> None:
-    """Put a batch's `outputs` into the room `take` reserved, then report it finished."""
-    items, start, reserved = taken
-    if outputs or reserved:
+def deliver(inq: IterableQueue[Any], out: IterableQueue[Any], outputs: Any, taken: Taken3) -> None:
+    """Put a batch's `outputs` (rows, or `Columns`) into the room `take` reserved, then
+    report it finished."""
+    batch, start, reserved = taken
+    if type(outputs) is tuple:
+        if outputs[1] or reserved:
+            out.put_columns(outputs[0], outputs[1], reserved)
+    elif outputs or reserved:
         out.put_batch(outputs, reserved)
     if inq.progress is not None:
-        inq.finish(start, len(items))
+        inq.finish(start, batch_size(batch))

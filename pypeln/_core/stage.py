@@ -31,7 +31,7 @@ from typing import (
 
 from .contracts import Backend as Backend  # what a stage function is bound to (api.py)
 from .contracts import Startable
-from .element import Element, Item
+from .element import Element
 from .ops import Operator
 from .policy import Policy
 from .stats import RunStats
@@ -201,9 +201,15 @@ class Stage(Generic[T]):
 
 
 def iter_batches(
-    stage: Any, maxsize: int, stats: Optional[RunStats] = None, progress: Any = None
-) -> Generator[List[Item], None, None]:
+    stage: Any,
+    maxsize: int,
+    stats: Optional[RunStats] = None,
+    progress: Any = None,
+    values: bool = False,
+) -> Generator[Any, None, None]:
     """Run `stage` (a Stage of any backend) and yield its output batches; tears down at the end.
+
+    With `values`, the batches hold the items' values only.
 
     The run counts into `stats` (a fresh `RunStats` if None); `progress` (True, "force")
     draws a bar per stage while it runs (`pypeln._core.bars`).
@@ -229,7 +235,12 @@ def iter_batches(
                 from .bars import Bars
 
                 bars = Bars(stats, stage, progress)
-            yield from execution
+            if not values:
+                yield from execution
+            elif hasattr(execution, "value_batches"):
+                yield from execution.value_batches()
+            else:
+                yield from ([x for _, x in batch] for batch in execution)
         finally:
             execution.cancel()
             execution.close()
@@ -242,9 +253,8 @@ def iter_batches(
 def iter_values(
     stage: Stage[T], maxsize: int, stats: Optional[RunStats] = None, progress: Any = None
 ) -> Iterator[T]:
-    for batch in iter_batches(stage, maxsize, stats, progress):
-        for _, value in batch:
-            yield value
+    for values in iter_batches(stage, maxsize, stats, progress, values=True):
+        yield from values
 
 
 def iter_elements(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
+from .columns import Columns, Indices, as_rows, index_list, picked
+
 if TYPE_CHECKING:
     from .stats import Counters
 
@@ -50,16 +52,28 @@ def encode_results(out: List[Any], n: int) -> Tuple[int, Any]:
     return LOCAL, out
 
 
-def decode_results(indices: Sequence[Any], kind: int, payload: Any) -> List[Any]:
+def decode_results(indices: Indices, kind: int, payload: Any) -> List[Any]:
     """Items with real indices, from what `encode_results` made of a batch with `indices`."""
     if kind == SAME:
-        return list(zip(indices, payload))
+        return as_rows(indices, payload)
+    if kind == PICK:
+        kept, values = payload
+        return as_rows(picked(indices, kept), values)
+    if kind == LOCAL:
+        real = index_list(indices)
+        return [(real[i[0]] + i[1:], y) for i, y in payload]
+    return payload  # type: ignore[no-any-return]
+
+
+def decode_columns(indices: Indices, kind: int, payload: Any) -> Optional[Columns]:
+    """Like `decode_results`, as columns, for the kinds that keep one index per output
+    (`SAME`, `PICK`); None for the others."""
+    if kind == SAME:
+        return indices, payload
     if kind == PICK:
         positions, values = payload
-        return list(zip(map(indices.__getitem__, positions), values))
-    if kind == LOCAL:
-        return [(indices[i[0]] + i[1:], y) for i, y in payload]
-    return payload  # type: ignore[no-any-return]
+        return picked(indices, positions), values
+    return None
 
 
 def result_values(kind: int, payload: Any) -> List[Any]:

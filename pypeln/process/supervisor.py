@@ -23,6 +23,7 @@ from typing import Any, Deque, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.budget import Budget, take_within
+from .._core.columns import batch_size, index_list
 from .._core.element import Item
 from .._core.errors import Cancelled, WorkerDiedError, cannot_send, stage_label
 from .._core.examples import SUPERVISOR, example
@@ -34,7 +35,7 @@ from .._core.queue import IterableQueue
 from .._core.rate import RateLimiter
 from .._core.stage import Stage
 from .._core.stats import Counters
-from .._core.wire import add_counts, decode_results
+from .._core.wire import add_counts, decode_columns, decode_results
 from . import methods, spawning
 from .channel import (
     ATTEMPT,
@@ -323,7 +324,7 @@ class Supervisor(ThreadRunner):
         ``on_error`` returns for it (if it raises, the run fails with its error)."""
         stage = self.stage
         outcome = timed_out(stage.policy, self.counters, stage.op.name, held.value, self.timeout)
-        index = held.indices[0][0] if h.indexed else held.indices[0]
+        index = held.indices[0][0] if h.indexed else index_list(held.indices[:1])[0]
         return fallback_outputs(stage.op, outcome, [(index, held.value)])
 
     def _alive(self) -> int:
@@ -498,12 +499,16 @@ class Supervisor(ThreadRunner):
                     h.cond.wait()
                 if self.cancelled:
                     raise Cancelled()
-        get: Any = inq.get_tracked if indexed else inq.get_columns
+        get: Any = inq.get_tracked if indexed else self._get_columns
         got = take_within(self.budget, inq, limit, get)
         if got is None:
             return None
         taken, beyond = got
         return (*taken, beyond) if not indexed else (taken[0], taken[0], taken[1], beyond)
+
+    def _get_columns(self, n: int, block: bool) -> Any:
+        assert self.input is not None
+        return self.input.get_columns(n, block, ranges=True)
 
     # -- collecting: one thread per stage ------------------------------------------------
 
@@ -568,11 +573,14 @@ class Supervisor(ThreadRunner):
                 h.cond.notify()
             if held.indices:
                 h.sizer.update(len(held.indices), seconds)
-            out = decode_results(held.indices, result_kind, encoded)
             if self.reads_source:
-                self._put_read(out)
+                self._put_read(decode_results(held.indices, result_kind, encoded))
             else:
-                self._deliver(h, held, out)
+                columns = decode_columns(held.indices, result_kind, encoded)
+                if columns is not None:
+                    self._deliver(h, held, columns)
+                else:
+                    self._deliver(h, held, decode_results(held.indices, result_kind, encoded))
         elif kind == PART:  # some outputs of the oldest batch `h` holds, ahead of its RESULT
             with h.cond:
                 held = h.held[0]
@@ -606,14 +614,18 @@ class Supervisor(ThreadRunner):
                     if h.held:
                         h.held[0] = h.held[0]._replace(attempt=payload)
 
-    def _deliver(self, h: WorkerHandle, held: Held, out: List[Item]) -> None:
-        """Put a batch's results downstream and report it finished."""
+    def _deliver(self, h: WorkerHandle, held: Held, out: Any) -> None:
+        """Put a batch's results (items, or `Columns`) downstream and report it finished."""
         c = self.counters
         c.items_in += len(held.indices)
-        if out:
-            c.items_out += len(out)
+        n = batch_size(out)
+        if n:
+            c.items_out += n
             t0 = time.perf_counter()
-            self.output.put_batch(out)
+            if type(out) is tuple:
+                self.output.put_columns(*out)
+            else:
+                self.output.put_batch(out)
             c.blocked += time.perf_counter() - t0
         if self.output.maxsize:
             self.budget.release(len(held.indices))

@@ -11,8 +11,9 @@ from .._core.element import Item
 from .._core.errors import Cancelled
 from .._core.examples import WORKER, example
 from .._core.inject import Lifecycle
-from .._core.queue import Taken3, deliver, take
+from .._core.queue import COLUMNS, Taken3, deliver, take
 from .._core.threadstop import raise_in_thread
+from .._core.wire import decode_columns
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -79,8 +80,12 @@ class Worker:
             f, indexed = life.start()
             if self.retry is not None:
                 self._retry(f, indexed, *self.retry)
-            streams = stage.op.streams and not stage.timeout and not life.guarded
-            self._run_items(f, indexed, stage.op.stream_for(life.guarded), streams)
+            op = stage.op
+            if op.columnar and not (stage.timeout or life.guarded or indexed):
+                self._run_columns(f, op.over_values)
+            else:
+                streams = op.streams and not stage.timeout and not life.guarded
+                self._run_items(f, indexed, op.stream_for(life.guarded), streams)
             sup.active.finish()
             life.done(sup.active)
             sup.output.done()
@@ -134,6 +139,35 @@ class Worker:
             c.blocked += clock() - t1 + blocked
             c.items_in += len(taken[0])
             c.items_out += len(outputs)
+
+    def _run_columns(self, f: Any, over_values: Any) -> None:
+        """Like `_run_items`, for a plain `map` or `filter` (no timeout, policy or index):
+        batches come and go as columns, and `f` runs over the values alone."""
+        sup = self.supervisor
+        inq, out = sup.input, sup.output
+        sizer = BatchSizer(sup.batch_cap)
+        clock = time.perf_counter
+        c = self.counters
+        while True:
+            t0 = clock()
+            taken = take(inq, out, sizer.limit, COLUMNS)
+            t = clock()
+            c.waiting += t - t0
+            if taken is None:
+                return
+            indices, values = taken[0]
+            self._enter_f()
+            try:
+                result = over_values(f, values)
+            finally:
+                self._leave_f()
+            t1 = clock()
+            sizer.update(len(values), t1 - t)
+            outputs = decode_columns(indices, *result)
+            deliver(inq, out, outputs, taken)
+            c.blocked += clock() - t1
+            c.items_in += len(values)
+            c.items_out += len(outputs[1])  # type: ignore[index]
 
     def _enter_f(self) -> None:
         """Say that the user's code runs now: a cancelled run interrupts it (`interrupt`)."""
