@@ -1,16 +1,23 @@
 """`Namespace` for process stages: attributes shared by the parent and every worker process.
 
 Its attributes live in a manager process, started when the first `Namespace` is created
-(never by importing pypeln or running a pipeline) and shared by all of them.
+(never by importing pypeln or running a pipeline) and shared by all of them. It ends with
+the process that started it: at its exit, or, if that process is killed without a chance
+to stop it (SIGKILL), within `WATCH_SECONDS`.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from multiprocessing.managers import SyncManager
 from typing import Any, Optional, Tuple
 
 from . import methods
+
+#: How often the manager process looks whether the process that started it still runs.
+WATCH_SECONDS = 0.5
 
 _lock = threading.Lock()
 _manager: Optional[SyncManager] = None
@@ -21,9 +28,39 @@ def _shared_manager() -> SyncManager:
     with _lock:
         if _manager is None:
             manager = SyncManager(ctx=methods.context(methods.choose(None)[0]))
-            manager.start()
+            if os.name == "posix":
+                manager.start(_watch_creator, (os.getpid(),))
+            else:
+                manager.start()
             _manager = manager
         return _manager
+
+
+def _watch_creator(pid: int) -> None:
+    """Run first in the manager's process: end it once process `pid` (the one that started
+    it) has ended, so that a killed program leaves no manager behind."""
+
+    def watch() -> None:
+        while _running(pid):
+            time.sleep(WATCH_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="pypeln-namespace-watch", daemon=True).start()
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, ended but not yet waited for, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc here: the signal said it exists
 
 
 def _rebuild(values: Any, lock: Any) -> Namespace:
