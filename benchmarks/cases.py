@@ -409,6 +409,27 @@ def tpe_map(n: int, fn: str, workers: int) -> Measured:
     return time.perf_counter() - t0, out
 
 
+def threads_map(n: int, fn: str, workers: int) -> Measured:
+    """`workers` plain threads, each mapping its own share of ``range(n)`` (every
+    `workers`-th item): no queue and no hand-over, the floor under any thread pool."""
+    import threading
+
+    f = _fn(fn)
+    shares: List[List[Any]] = [[] for _ in range(workers)]
+
+    def work(k: int) -> None:
+        shares[k] = list(map(f, range(k, n, workers)))
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - t0
+    return elapsed, [x for share in shares for x in share]
+
+
 def tpe_pipeline(n: int, workers: int) -> Measured:
     """Three executors chained by their ``map`` results.
 

@@ -55,7 +55,8 @@ LINES: List[Line] = [
     Line("2,000 × 10 ms `time.sleep`, 100 thread workers", "io-sleep/thread/ours", (
         ("io-sleep/thread/tpe", "`ThreadPoolExecutor(100)`"),), SECONDS),
     Line("20,000 × 10 ms `time.sleep`, 1,000 thread workers", "many-workers/thread/ours", (
-        ("many-workers/thread/tpe", "`ThreadPoolExecutor(1000)`"),), SECONDS),
+        ("many-workers/thread/tpe", "`ThreadPoolExecutor(1000)`"),
+        ("many-workers/thread/bare", "1,000 plain threads, no queue"),), SECONDS),
     Line("10,000 × 10 ms `asyncio.sleep`, 1,000 task workers", "io-sleep/task/ours", (
         ("io-sleep/task/gather", "`gather` + `Semaphore(1000)`"),), SECONDS),
     Line("100,000 × 10 ms `asyncio.sleep`, 10,000 task workers", "many-workers/task/ours", (

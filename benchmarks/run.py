@@ -781,11 +781,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if row.kind == LEGACY:
             python, env, repeat = legacy[0], base_env, args.legacy_repeat
         else:
-            python, env, repeat = (
-                sys.executable,
-                (ours_env if row.kind == OURS else base_env),
-                args.repeat,
-            )
+            # peers too: some compare pypeln with itself (one stage, no progress bars)
+            python, env, repeat = sys.executable, ours_env, args.repeat
         if python is None:
             result = Result(row, status="n/a", reason=legacy[1])
         else:

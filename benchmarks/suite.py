@@ -793,6 +793,13 @@ def _limit_rows(add: Add, sizes: Dict[str, int]) -> None:
     for slug, label, kind, case, params in (
         ("ours", "pl.thread.map workers=1000", OURS, "pl_map", {"backend": "thread", **sleep}),
         ("tpe", "ThreadPoolExecutor(1000).map", PEER, "tpe_map", sleep),
+        (
+            "bare",
+            "1,000 plain threads, each its share of the items (no queue)",
+            PEER,
+            "threads_map",
+            sleep,
+        ),
     ):
         add(w, "thread", slug, label, kind, case, n, "identity", params=params,
             ideal=n * 0.01 / 1000, note="time.sleep(0.01) per item")  # fmt: skip
