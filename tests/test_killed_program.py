@@ -39,27 +39,35 @@ def running(pid):
         return True
 
 
-@pytest.mark.skipif(os.name != "posix", reason="kills with SIGKILL")
-def test_the_process_namespace_manager_ends_when_its_program_is_killed(tmp_path):
-    script = tmp_path / "creator.py"
-    script.write_text(CREATOR)
+def outlive_none(tmp_path, source, n, what):
+    """Run `source` as a program that prints the pids of `n` processes it starts, SIGKILL it
+    once it has, and wait up to 10 s for those processes to end (`what` names them)."""
+    script = tmp_path / "program.py"
+    script.write_text(source)
     proc = subprocess.Popen(
         [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=tmp_path
     )
     try:
-        line = within(60, proc.stdout.readline)
-        manager = int(line)
+        pids = set()
+        while len(pids) < n:
+            pids.add(int(within(60, proc.stdout.readline)))
         proc.kill()
         proc.wait(10)
         deadline = time.monotonic() + 10
-        while running(manager):
+        while any(running(pid) for pid in pids):
             assert time.monotonic() < deadline, (
-                f"the namespace manager (pid {manager}) outlived its killed program by 10 s"
+                f"{what} (pids {sorted(filter(running, pids))}) outlived their killed "
+                "program by 10 s"
             )
             time.sleep(0.05)
     finally:
         proc.kill()
         proc.wait(10)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kills with SIGKILL")
+def test_the_process_namespace_manager_ends_when_its_program_is_killed(tmp_path):
+    outlive_none(tmp_path, CREATOR, 1, "the namespace manager")
 
 
 WORKING = """
@@ -79,24 +87,4 @@ if __name__ == "__main__":
 
 @pytest.mark.skipif(os.name != "posix", reason="kills with SIGKILL")
 def test_process_workers_end_when_their_program_is_killed(tmp_path):
-    script = tmp_path / "working.py"
-    script.write_text(WORKING)
-    proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=tmp_path
-    )
-    try:
-        workers = set()
-        while len(workers) < 2:
-            workers.add(int(within(60, proc.stdout.readline)))
-        proc.kill()
-        proc.wait(10)
-        deadline = time.monotonic() + 10
-        while any(running(pid) for pid in workers):
-            assert time.monotonic() < deadline, (
-                f"worker processes {sorted(filter(running, workers))} outlived their killed "
-                "program by 10 s"
-            )
-            time.sleep(0.05)
-    finally:
-        proc.kill()
-        proc.wait(10)
+    outlive_none(tmp_path, WORKING, 2, "the worker processes")
