@@ -136,11 +136,7 @@ class IterableQueue(Generic[T]):
                 last[1].append(item)
             else:
                 chunks.append([None, [item], 0, True])
-            self._count += 1
-            if self._count > self.peak:
-                self.peak = self._count
-            if self._getters:
-                self._not_empty.notify()
+            self._grown(1)
 
     def put_batch(self, items: List[T], reserved: int = 0) -> None:
         """Add `items`, blocking while the queue is full; raises `Cancelled` if closed.
@@ -192,7 +188,10 @@ class IterableQueue(Generic[T]):
             if indices is not None:
                 indices = indices[start:end]
         self._chunks.append([indices, data, 0, False])
-        n = end - start
+        self._grown(end - start)
+
+    def _grown(self, n: int) -> None:
+        """`n` items were added (with the lock held): count them, wake consumers."""
         self._count += n
         if self._count > self.peak:
             self.peak = self._count
