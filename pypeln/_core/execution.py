@@ -36,6 +36,7 @@ from types import CodeType, FrameType
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from .batching import MAX_BATCH
+from .columns import as_rows, batch_size
 from .contracts import Runner
 from .docs import see
 from .element import Item
@@ -254,11 +255,14 @@ class Execution:
             row.queue = self._ordering[0]
             c = row.counters()
             for ready, _ in ordered_items(*self._ordering):
-                c.items_in += len(ready)
-                c.items_out += len(ready)
-                for start in range(0, len(ready), MAX_BATCH):
-                    batch = ready[start : start + MAX_BATCH]
-                    yield [x for _, x in batch] if values else batch
+                n = batch_size(ready)
+                c.items_in += n
+                c.items_out += n
+                for piece in pieces(ready, MAX_BATCH):
+                    if type(piece) is tuple:
+                        yield piece[1] if values else as_rows(*piece)
+                    else:
+                        yield [x for _, x in piece] if values else piece
             return
         get: Callable[[int], Optional[Sequence[Any]]]
         get = self.output.get_values if values else self.output.get_batch
@@ -510,4 +514,4 @@ def streams(ordered: Stage[Any]) -> bool:
     return True
 
 
-from .moving import MoveRunner, ordered_items  # noqa: E402  (it builds on ThreadRunner, above)
+from .moving import MoveRunner, ordered_items, pieces  # noqa: E402  (it builds on ThreadRunner, above)

@@ -18,7 +18,7 @@ from operator import itemgetter
 from typing import Any, Iterator, List, Optional, Tuple
 
 from .batching import MAX_BATCH
-from .columns import batch_size
+from .columns import as_rows, batch_size, positions
 from .element import Item
 from .errors import Cancelled
 from .execution import Execution, StageRunner
@@ -125,12 +125,16 @@ class MoveRunner(StageRunner):
     # -- ordered -------------------------------------------------------------------------
 
     def _ordered(self) -> None:
-        put = self.output.put_batch
+        out = self.output
         for ready, head in ordered_items(self.input, self.window):
-            for start in range(0, len(ready), MAX_BATCH):
-                put(ready[start : start + MAX_BATCH])
-            self.counters.items_in += len(ready)
-            self.counters.items_out += len(ready)
+            for piece in pieces(ready, MAX_BATCH):
+                if type(piece) is tuple:
+                    out.put_columns(*piece)
+                else:
+                    out.put_batch(piece)
+            n = batch_size(ready)
+            self.counters.items_in += n
+            self.counters.items_out += n
             if self.slot >= 0:
                 self.output.advance(self.slot, head)
 
@@ -144,40 +148,88 @@ def waits_for(windows: Tuple[Window, ...], held: List[Item]) -> bool:
 
 def ordered_items(
     inq: IterableQueue[Item], window: Optional[Window]
-) -> Iterator[Tuple[List[Item], float]]:
-    """`ordered`: the items of `inq` sorted by index, as (items, watermark) pairs: every item
-    below the watermark has been emitted once the pair's items are.
+) -> Iterator[Tuple[Any, float]]:
+    """`ordered`: the items of `inq` sorted by index, as (batch, watermark) pairs, each batch
+    rows or columns (see `Held`): every item below the watermark has been emitted once the
+    pair's items are.
 
     With a `window` it emits whatever the input's watermark covers and moves the window
     to it; without (a segment that cannot report watermarks) it waits for the end.
     """
+    held = Held()
     if window is None:
-        items: List[Item] = []
-        for batch in iter(lambda: inq.get_batch(1 << 30), None):
-            items.extend(batch)
-        items.sort(key=_by_index)
-        yield items, ALL_DONE
+        while True:
+            got = inq.get_tracked(1 << 30, True, AS_PUT)
+            if got is None:
+                break
+            held.add(got[0])
+        yield held.below(ALL_DONE), ALL_DONE
         return
     progress = inq.progress
     assert progress is not None
-    buffer: List[Item] = []
     head: float = 0
     while True:
-        got = inq.get_waking(1 << 20)
+        got = inq.get_waking(1 << 20, form=AS_PUT)
         if got is None:
             break
         taken, start = got
-        if taken:
-            buffer.extend(taken)
-            inq.finish(start, len(taken))  # held here: covered as far as we go
+        n = batch_size(taken)
+        if n:
+            held.add(taken)
+            inq.finish(start, n)  # held here: covered as far as we go
         covered = progress.covered
         if covered > head:
             head = covered
-            ready, buffer = split_below(buffer, covered)
+            ready = held.below(covered)
             window.move(head)  # the sources read on while these go out
             yield ready, head
-    buffer.sort(key=_by_index)
-    yield buffer, ALL_DONE
+    yield held.below(ALL_DONE), ALL_DONE
+
+
+class Held:
+    """What `ordered` holds: columns of positions while all it got came so (sorted in C,
+    no item made), else rows of items."""
+
+    def __init__(self) -> None:
+        self.positions: List[int] = []
+        self.values: List[Any] = []
+        self.rows: Optional[List[Item]] = None
+
+    def add(self, batch: Any) -> None:
+        """Hold a batch, rows or columns."""
+        if self.rows is None:
+            if type(batch) is tuple and (not batch[1] or positions(batch[0])):
+                self.positions += batch[0]
+                self.values += batch[1]
+                return
+            self.rows = as_rows(self.positions, self.values)
+            self.positions, self.values = [], []
+        self.rows += as_rows(*batch) if type(batch) is tuple else batch
+
+    def below(self, watermark: float) -> Any:
+        """Let go of the items below `watermark`: sorted by index, rows or columns."""
+        if self.rows is not None:
+            ready, self.rows = split_below(self.rows, watermark)
+            return ready
+        at, values = self.positions, self.values
+        order = sorted(range(len(at)), key=at.__getitem__)
+        at, values = list(map(at.__getitem__, order)), list(map(values.__getitem__, order))
+        cut = len(at) if watermark == ALL_DONE else bisect_left(at, watermark)
+        self.positions, self.values = at[cut:], values[cut:]
+        return at[:cut], values[:cut]
+
+
+def pieces(batch: Any, size: int) -> Iterator[Any]:
+    """`batch` (rows or columns) in pieces of at most `size` items."""
+    n = batch_size(batch)
+    if n <= size:
+        yield batch
+        return
+    for start in range(0, n, size):
+        if type(batch) is tuple:
+            yield batch[0][start : start + size], batch[1][start : start + size]
+        else:
+            yield batch[start : start + size]
 
 
 def split_below(items: List[Item], watermark: float) -> Tuple[List[Item], List[Item]]:

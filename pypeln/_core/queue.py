@@ -316,9 +316,7 @@ class IterableQueue(Generic[T]):
         taken, start = self._take(limit, block=block)
         if taken is None:
             return None
-        if form == ROWS or (form == AS_PUT and not all(type(p) is tuple for p in taken)):
-            return rows_of(taken), start
-        return columns_of(taken), start
+        return _in_form(taken, form), start
 
     def wait_ready(self) -> None:
         """Block until an item is ready or the queue has ended (takes nothing)."""
@@ -367,16 +365,17 @@ class IterableQueue(Generic[T]):
         return values
 
     def get_waking(
-        self, limit: int, timeout: Optional[float] = None
-    ) -> Optional[Tuple[List[T], int]]:
+        self, limit: int, timeout: Optional[float] = None, form: str = ROWS
+    ) -> Optional[Tuple[Any, int]]:
         """Like `get_tracked`, but also returns no items when woken (`wake`), when the
         covered watermark moved, or after `timeout` seconds without an item.
 
         A consumer that holds items on behalf of others (`batch`, `ordered`) waits this way.
         """
         taken, start = self._take(limit, wakeable=True, timeout=timeout)
-        items = rows_of(taken)
-        return None if items is None else (items, start)
+        if taken is None:
+            return None
+        return _in_form(taken, form), start
 
     def _take(
         self,
@@ -512,6 +511,13 @@ class IterableQueue(Generic[T]):
             self._closed = True
             self._not_empty.notify_all()
             self._not_full.notify_all()
+
+
+def _in_form(taken: List[Part], form: str) -> Any:
+    """The parts of a take in `form` (see `IterableQueue.get_tracked`)."""
+    if form == ROWS or (form == AS_PUT and not all(type(p) is tuple for p in taken)):
+        return rows_of(taken)
+    return columns_of(taken)
 
 
 #: What `take` hands a worker: the items (rows, or `Columns`), the number of their first
