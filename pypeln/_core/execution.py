@@ -36,7 +36,7 @@ from types import CodeType, FrameType
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from .batching import MAX_BATCH
-from .columns import as_rows, batch_size
+from .columns import as_rows
 from .contracts import Runner
 from .docs import see
 from .element import Item
@@ -254,8 +254,7 @@ class Execution:
             row = self.stats.stage(self._top)
             row.queue = self._ordering[0]
             c = row.counters()
-            for ready, _ in ordered_items(*self._ordering):
-                n = batch_size(ready)
+            for ready, n, _ in ordered_items(*self._ordering):
                 c.items_in += n
                 c.items_out += n
                 for piece in pieces(ready, MAX_BATCH):

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from operator import itemgetter
+from itertools import islice
+from operator import itemgetter, lt
 from typing import Any, Iterator, List, Optional, Tuple
 
 from .batching import MAX_BATCH
-from .columns import as_rows, batch_size, positions
+from .columns import as_rows, batch_size, joined, positions
 from .element import Item
 from .errors import Cancelled
 from .execution import Execution, StageRunner
 from .ops import BATCH, ORDERED, UNBATCH, make_batch
 from .progress import ALL_DONE, Window
-from .queue import AS_PUT, ROWS, IterableQueue, deliver, take
+from .queue import AS_PUT, PARTS, ROWS, IterableQueue, deliver, take
 from .stage import Stage
 
 _by_index = itemgetter(0)
@@ -126,13 +127,12 @@ class MoveRunner(StageRunner):
 
     def _ordered(self) -> None:
         out = self.output
-        for ready, head in ordered_items(self.input, self.window):
+        for ready, n, head in ordered_items(self.input, self.window):
             for piece in pieces(ready, MAX_BATCH):
                 if type(piece) is tuple:
                     out.put_columns(*piece)
                 else:
                     out.put_batch(piece)
-            n = batch_size(ready)
             self.counters.items_in += n
             self.counters.items_out += n
             if self.slot >= 0:
@@ -148,10 +148,10 @@ def waits_for(windows: Tuple[Window, ...], held: List[Item]) -> bool:
 
 def ordered_items(
     inq: IterableQueue[Item], window: Optional[Window]
-) -> Iterator[Tuple[Any, float]]:
-    """`ordered`: the items of `inq` sorted by index, as (batch, watermark) pairs, each batch
-    rows or columns (see `Held`): every item below the watermark has been emitted once the
-    pair's items are.
+) -> Iterator[Tuple[List[Any], int, float]]:
+    """`ordered`: the items of `inq` sorted by index, as (batches, count, watermark): the
+    batches (rows or columns, see `Held`) hold `count` items in order, and every item
+    below the watermark has been emitted once they are.
 
     With a `window` it emits whatever the input's watermark covers and moves the window
     to it; without (a segment that cannot report watermarks) it waits for the end.
@@ -159,77 +159,113 @@ def ordered_items(
     held = Held()
     if window is None:
         while True:
-            got = inq.get_tracked(1 << 30, True, AS_PUT)
+            got = inq.get_tracked(1 << 30, True, PARTS)
             if got is None:
                 break
             held.add(got[0])
-        yield held.below(ALL_DONE), ALL_DONE
+        yield held.below(ALL_DONE) + (ALL_DONE,)
         return
     progress = inq.progress
     assert progress is not None
     head: float = 0
     while True:
-        got = inq.get_waking(1 << 20, form=AS_PUT)
+        got = inq.get_waking(1 << 20, form=PARTS)
         if got is None:
             break
         taken, start = got
-        n = batch_size(taken)
+        n = held.add(taken)
         if n:
-            held.add(taken)
             inq.finish(start, n)  # held here: covered as far as we go
         covered = progress.covered
         if covered > head:
             head = covered
             ready = held.below(covered)
             window.move(head)  # the sources read on while these go out
-            yield ready, head
-    yield held.below(ALL_DONE), ALL_DONE
+            yield ready + (head,)
+    yield held.below(ALL_DONE) + (ALL_DONE,)
 
 
 class Held:
-    """What `ordered` holds: columns of positions while all it got came so (sorted in C,
-    no item made), else rows of items."""
+    """What `ordered` holds.
+
+    While every batch came as columns of positions (see `pypeln._core.columns`), it keeps
+    them as they came, each sorted by position, and lets them go a batch at a time: the
+    batches of consecutive takes seldom overlap (each worker took a run of positions), so
+    putting them in order sorts the batches, not the items. Otherwise it holds rows of
+    items and sorts those.
+    """
 
     def __init__(self) -> None:
-        self.positions: List[int] = []
-        self.values: List[Any] = []
+        self.chunks: List[Tuple[Any, Any]] = []
         self.rows: Optional[List[Item]] = None
 
-    def add(self, batch: Any) -> None:
-        """Hold a batch, rows or columns."""
-        if self.rows is None:
-            if type(batch) is tuple and (not batch[1] or positions(batch[0])):
-                self.positions += batch[0]
-                self.values += batch[1]
-                return
-            self.rows = as_rows(self.positions, self.values)
-            self.positions, self.values = [], []
-        self.rows += as_rows(*batch) if type(batch) is tuple else batch
+    def add(self, parts: List[Any]) -> int:
+        """Hold the parts of a take (rows or columns); returns how many items they have."""
+        n = 0
+        for part in parts:
+            size = batch_size(part)
+            if not size:
+                continue
+            n += size
+            if self.rows is None:
+                if type(part) is tuple and positions(part[0]):
+                    self.chunks.append(in_order(*part))
+                    continue
+                self.rows = [row for chunk in self.chunks for row in as_rows(*chunk)]
+                self.chunks = []
+            self.rows += as_rows(*part) if type(part) is tuple else part
+        return n
 
-    def below(self, watermark: float) -> Any:
-        """Let go of the items below `watermark`: sorted by index, rows or columns."""
+    def below(self, watermark: float) -> Tuple[List[Any], int]:
+        """Let go of the items below `watermark`, sorted by index: (batches, count)."""
         if self.rows is not None:
             ready, self.rows = split_below(self.rows, watermark)
-            return ready
-        at, values = self.positions, self.values
-        order = sorted(range(len(at)), key=at.__getitem__)
-        at, values = list(map(at.__getitem__, order)), list(map(values.__getitem__, order))
-        cut = len(at) if watermark == ALL_DONE else bisect_left(at, watermark)
-        self.positions, self.values = at[cut:], values[cut:]
-        return at[:cut], values[:cut]
+            return ([ready] if ready else []), len(ready)
+        chunks = self.chunks
+        chunks.sort(key=_first_position)
+        if any(a[0][-1] >= b[0][0] for a, b in zip(chunks, chunks[1:])):
+            chunks = [in_order(*joined(chunks))]  # overlapping runs: sort the items
+        out: List[Any] = []
+        n = 0
+        for i, (at, values) in enumerate(chunks):
+            if watermark != ALL_DONE and at[-1] >= watermark:
+                cut = bisect_left(at, watermark)
+                if cut:
+                    out.append((at[:cut], values[:cut]))
+                    n += cut
+                    chunks[i] = (at[cut:], values[cut:])
+                self.chunks = chunks[i:]
+                return out, n
+            out.append((at, values))
+            n += len(values)
+        self.chunks = []
+        return out, n
 
 
-def pieces(batch: Any, size: int) -> Iterator[Any]:
-    """`batch` (rows or columns) in pieces of at most `size` items."""
-    n = batch_size(batch)
-    if n <= size:
-        yield batch
-        return
-    for start in range(0, n, size):
-        if type(batch) is tuple:
-            yield batch[0][start : start + size], batch[1][start : start + size]
-        else:
-            yield batch[start : start + size]
+def _first_position(chunk: Tuple[Any, Any]) -> int:
+    return chunk[0][0]  # type: ignore[no-any-return]
+
+
+def in_order(at: Any, values: Any) -> Tuple[Any, Any]:
+    """Columns of positions sorted by position (as they are when they already are)."""
+    if type(at) is range or all(map(lt, at, islice(at, 1, None))):
+        return at, values
+    order = sorted(range(len(at)), key=at.__getitem__)
+    return list(map(at.__getitem__, order)), list(map(values.__getitem__, order))
+
+
+def pieces(batches: List[Any], size: int) -> Iterator[Any]:
+    """`batches` (rows or columns) in pieces of at most `size` items."""
+    for batch in batches:
+        n = batch_size(batch)
+        if n <= size:
+            yield batch
+            continue
+        for start in range(0, n, size):
+            if type(batch) is tuple:
+                yield batch[0][start : start + size], batch[1][start : start + size]
+            else:
+                yield batch[start : start + size]
 
 
 def split_below(items: List[Item], watermark: float) -> Tuple[List[Item], List[Item]]:

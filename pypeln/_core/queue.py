@@ -42,7 +42,7 @@ from .sources import SEQUENCE_CHUNK
 T = TypeVar("T")
 
 # The forms a consumer takes items in (`IterableQueue.get_tracked`):
-ROWS, COLUMNS, AS_PUT = "rows", "columns", "as put"
+ROWS, COLUMNS, AS_PUT, PARTS = "rows", "columns", "as put", "parts"
 
 #: What `_take` found: its parts ([] if woken or nothing was ready), or None at the end.
 Taken = Optional[List[Part]]
@@ -311,7 +311,8 @@ class IterableQueue(Generic[T]):
 
         Without `block`, an empty list when nothing is ready. The items come in `form`:
         `ROWS` (a list of items), `COLUMNS` (`Columns`; indices may be a `range`), or
-        `AS_PUT` (columns if they were all put as columns, else rows).
+        `AS_PUT` (columns if they were all put as columns, else rows), or `PARTS` (a list
+        of the batches as they were put, or the pieces of them taken: rows or columns).
         """
         taken, start = self._take(limit, block=block)
         if taken is None:
@@ -515,6 +516,8 @@ class IterableQueue(Generic[T]):
 
 def _in_form(taken: List[Part], form: str) -> Any:
     """The parts of a take in `form` (see `IterableQueue.get_tracked`)."""
+    if form == PARTS:
+        return taken
     if form == ROWS or (form == AS_PUT and not all(type(p) is tuple for p in taken)):
         return rows_of(taken)
     return columns_of(taken)
