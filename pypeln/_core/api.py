@@ -60,9 +60,15 @@ _PUBLIC = (
 )
 
 
-def _checking_arguments(function: Callable[..., Any], prefix: str) -> Callable[..., Any]:
+def _checking_arguments(
+    function: Callable[..., Any], prefix: str, declared: Callable[..., Any]
+) -> Callable[..., Any]:
     """`function`, whose wrong calls (an unknown keyword, a missing or extra argument)
-    raise in the ``"pl.<backend>.<name>: ..."`` form of every other bad argument."""
+    raise in the ``"pl.<backend>.<name>: ..."`` form of every other bad argument.
+
+    `declared` gives the signature to check a call against: the method `function` is a
+    copy of, read through any decorator that wraps it (whose own code may take
+    ``*args, **kwargs``; `function` keeps only that code)."""
 
     @functools.wraps(function)
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -71,7 +77,7 @@ def _checking_arguments(function: Callable[..., Any], prefix: str) -> Callable[.
         except TypeError:
             # the call itself may be wrong: then say so the usual way (a TypeError from
             # inside, a call that binds, is passed on as it is)
-            checks.arguments(f"{prefix}.{function.__name__}", function, args, kwargs)
+            checks.arguments(f"{prefix}.{function.__name__}", declared, args, kwargs)
             raise
 
     return call
@@ -98,7 +104,7 @@ class StageFunctions:
             copy.__qualname__ = name
             copy.__module__ = f"pypeln.{backend.name}"
             copy.__annotations__ = method.__annotations__
-            setattr(self, name, types.MethodType(_checking_arguments(copy, prefix), self))
+            setattr(self, name, types.MethodType(_checking_arguments(copy, prefix, method), self))
 
     # -- helpers -------------------------------------------------------------------------
 
