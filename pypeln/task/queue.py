@@ -2,7 +2,10 @@
 
 - `IterableQueue`: between two task stages, on one loop. A deque plus waiter futures:
   only the loop's thread touches it, so it needs no lock, and taking a ready item never
-  suspends.
+  suspends. It wakes one waiting consumer at a time: a consumer that takes an item and
+  leaves more wakes the next, so consumers that never suspend (an `f` that does not
+  await anything slow) are not all woken for a batch one of them takes whole, while
+  consumers that suspend on their items are woken one after another, as fast.
 - `ThreadSink`: the loop writing into a thread-side `pypeln._core.queue.IterableQueue`
   (a sync consumer, or a stage of another backend). Items are handed over once per loop
   iteration, in one batch; a full queue makes producers wait on the loop, never block it.
@@ -72,6 +75,8 @@ class IterableQueue(Generic[T]):
         self._items: Deque[T] = deque()
         self._producers = 0
         self._getters: Deque[asyncio.Future[None]] = deque()
+        #: getters woken that have not looked at the queue yet
+        self._woken = 0
         self._putters: Deque[asyncio.Future[None]] = deque()
         self._closed = False
         #: the most items seen waiting in it at once (statistics): noted when items are
@@ -93,7 +98,7 @@ class IterableQueue(Generic[T]):
     def done(self) -> None:
         self._producers -= 1
         if self._producers <= 0:
-            self._wake_all(self._getters)
+            self._woken += self._wake_all(self._getters)
 
     def full(self) -> bool:
         return bool(self.maxsize) and len(self._items) >= self.maxsize
@@ -102,12 +107,8 @@ class IterableQueue(Generic[T]):
         """Add `item` regardless of `maxsize` (check `full` first to respect it)."""
         items = self._items
         items.append(item)
-        getters = self._getters
-        while getters:
-            fut = getters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
+        if self._woken or self.wake_getter():
+            return
         backlog = self.on_backlog
         if backlog is not None:  # a stage's input, backing up
             n = len(items)
@@ -148,18 +149,21 @@ class IterableQueue(Generic[T]):
             self._items.extend(items[start:end] if start or end < n else items)
             if len(self._items) > self.peak:
                 self.peak = len(self._items)
-            self._wake_getters(end - start)
+            if not (self._woken or self.wake_getter()) and self.on_backlog is not None:
+                self.on_backlog()
             start = end
 
-    def _wake_getters(self, n: int) -> None:
+    def wake_getter(self) -> bool:
+        """Wake one waiting consumer (False: none waits). A consumer that takes an item
+        and leaves others calls it when no other is woken yet (see the module's doc)."""
         getters = self._getters
-        while n and getters:
+        while getters:
             fut = getters.popleft()
             if not fut.done():
                 fut.set_result(None)
-                n -= 1
-        if n and self.on_backlog is not None:
-            self.on_backlog()
+                self._woken += 1
+                return True
+        return False
 
     # -- consumers -----------------------------------------------------------------------
 
@@ -171,6 +175,8 @@ class IterableQueue(Generic[T]):
         item = items.popleft()
         if self._putters:
             self._wake_putters(1)
+        if items and not self._woken:
+            self.wake_getter()
         return item
 
     async def get_batch(self, limit: int) -> Optional[List[T]]:
@@ -191,6 +197,8 @@ class IterableQueue(Generic[T]):
             batch = [pop() for _ in range(limit)]
         if self._putters:
             self._wake_putters(len(batch))
+        if items and not self._woken:
+            self.wake_getter()
         return batch
 
     def __aiter__(self) -> IterableQueue[T]:
@@ -212,6 +220,7 @@ class IterableQueue(Generic[T]):
             if self._producers <= 0:
                 return False
             await self._wait(self._getters)
+            self._woken -= 1
         return True
 
     def _wake_putters(self, n: int) -> None:
@@ -232,19 +241,27 @@ class IterableQueue(Generic[T]):
             try:
                 waiters.remove(fut)
             except ValueError:  # already woken: hand the wake-up on
-                if waiters is self._getters and self._items:
-                    self._wake_getters(1)
+                if waiters is self._getters:
+                    self._woken -= 1
+                    if self._items and not self._woken:
+                        self.wake_getter()
             raise
 
     @staticmethod
-    def _wake_all(waiters: Deque[asyncio.Future[None]]) -> None:
+    def _wake_all(waiters: Deque[asyncio.Future[None]]) -> int:
+        """Wake every waiter; returns how many were still waiting."""
+        n = 0
         while waiters:
-            _wake(waiters.popleft())
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                n += 1
+        return n
 
     def close(self) -> None:
         """Cancel: every waiting or later get/put raises `Cancelled`."""
         self._closed = True
-        self._wake_all(self._getters)
+        self._woken += self._wake_all(self._getters)
         self._wake_all(self._putters)
 
 

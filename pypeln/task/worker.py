@@ -87,6 +87,8 @@ class Worker:
                     item = items.popleft()
                     if queue._putters:
                         queue._wake_putters(1)
+                    if items and getters and not queue._woken:
+                        queue.wake_getter()
                 else:  # the input is empty: this waits
                     t = clock()
                     got = await queue.get()
