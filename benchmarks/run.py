@@ -176,11 +176,26 @@ def rss_above(ours: Optional[Result], peer: Optional[Result]) -> Optional[float]
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs. An exited process that its (exited)
+    parent never waited for, such as multiprocessing's forkserver or resource tracker
+    once the row's interpreter is gone, stays in the group as a zombie until the system
+    reaps it: that one does not count (on Linux, where /proc tells)."""
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # after the command's ")": state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
 
 
 def _kill_group(pgid: int) -> bool:
