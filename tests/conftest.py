@@ -13,10 +13,15 @@ import time
 import traceback
 from typing import Any, Callable, Iterator, List, Set
 
+import _mutation_stats
 import pytest
 from hypothesis import HealthCheck, settings
 
 import pypeln as pl
+
+if _mutation_stats.recording():  # `./dev mutate` records which tests reach what
+    _mutation_stats.install()
+    from _mutation_stats import pytest_runtest_teardown  # noqa: F401
 
 
 def _ray_installed() -> bool:
