@@ -153,3 +153,23 @@ def test_a_stage_built_on_a_stage_leaves_it_usable(backend):
     derived = backend.map(lambda x: x * 10, base)
     assert sorted(derived) == [10, 20, 30, 40, 50]
     assert sorted(base) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("name", ["thread", "process", "task"])
+def test_from_iterable_keeps_its_maxsize_in_both_forms(name):
+    """A `from_iterable` with a `maxsize` is a stage of its own, whose queue holds no more
+    than that; without one it only names the source of the next stage."""
+    backend = getattr(pl, name)
+    label = f"pl.{name}.from_iterable"
+    for stage in (
+        backend.from_iterable(range(300), maxsize=2),
+        range(300) | backend.from_iterable(maxsize=2),
+    ):
+        stats = backend.run(backend.map(abs, stage), stats=True)
+        rows = [row.as_dict() for row in stats if row.name == label]
+        assert len(rows) == 1, [row.name for row in stats]
+        assert rows[0]["items_out"] == 300
+        assert rows[0]["queue_peak"] <= 2
+    for stage in (backend.from_iterable(range(300)), range(300) | backend.from_iterable()):
+        stats = backend.run(backend.map(abs, stage), stats=True)
+        assert [row.name for row in stats] == [f"pl.{name}.map(abs)"]

@@ -13,6 +13,7 @@ import functools
 import threading
 import time
 from collections import Counter
+from html.parser import HTMLParser
 from typing import Any, List
 
 import pytest
@@ -358,6 +359,59 @@ def test_the_report_is_an_html_table(backend):
     for row in stats:
         assert row.name in html  # module-level functions: nothing to escape
     assert html == stats.report()._repr_html_()
+
+
+class _Cells(HTMLParser):
+    """The cells of an HTML table, row by row, and any text outside a cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: List[List[str]] = []
+        self.stray: List[str] = []
+        self.paragraphs: List[str] = []
+        self._cell: Any = None
+        self._in_p = False
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "p":
+            self._in_p = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th"):
+            self.rows[-1].append("".join(self._cell))
+            self._cell = None
+        elif tag == "p":
+            self._in_p = False
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+        elif self._in_p:
+            self.paragraphs.append(data)
+        elif data.strip():
+            self.stray.append(data)
+
+
+def test_the_html_table_holds_the_text_tables_cells(backend):
+    stage = backend.map(double, backend.map(double, range(20)), workers=2)
+    _, stats = run_to_list(backend, stage)
+    report = stats.report()
+    parsed = _Cells()
+    parsed.feed(stats._repr_html_())
+    assert parsed.stray == [], f"text outside the table's cells: {parsed.stray}"
+    header, *body = parsed.rows
+    assert header == list(pl.Report.HEADERS)
+    text_rows = [line.split() for line in str(report).splitlines()[1 : 1 + len(stats)]]
+    assert len(body) == len(stats) == len(text_rows)
+    for cells, words, row in zip(body, text_rows, stats):
+        assert len(cells) == len(pl.Report.HEADERS)
+        assert cells[0].lstrip("* ") == row.name
+        assert " ".join(cells).split() == words  # the same values, column by column
+    assert parsed.paragraphs == [report.summary()]
 
 
 # -- the bottleneck ----------------------------------------------------------------------

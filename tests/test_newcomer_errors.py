@@ -170,6 +170,49 @@ def test_stage_iterated_by_its_own_workers(name: str) -> None:
     )
 
 
+REUSE_TAIL = (
+    " while it was running: each run would start another one, without end. A pipeline "
+    "cannot be consumed from inside itself: pass the values f needs as items (or through "
+    "on_start), or build a separate stage for them (a stage is only a description). See "
+)
+
+
+@pytest.mark.parametrize("name", ["sync", "thread", "task"])
+@pytest.mark.timeout(30)
+def test_the_whole_message_of_a_stage_iterated_inside_its_run(name: str) -> None:
+    backend = getattr(pl, name)
+    stages: Dict[str, Any] = {}
+
+    def f(x: int) -> int:
+        return sum(stages["outer"]) + x
+
+    if name != "sync":  # (sync runs a stage's f in the thread of the stage built on it)
+        stages["inner"] = backend.map(f, range(3), workers=2)
+        stages["outer"] = backend.map(double, stages["inner"])
+        with pytest.raises(RuntimeError) as info:
+            list(stages["outer"])
+        assert str(info.value) == (
+            f"pl.{name}.map: <Stage pl.{name}.map(double) workers=1> was iterated by a "
+            f"worker of <Stage pl.{name}.map({f.__qualname__}) workers=2>, a stage it is "
+            "built on" + REUSE_TAIL + docs_link("concepts/stages")
+        )
+
+    stages["outer"] = backend.map(f, range(3))
+    with pytest.raises(RuntimeError) as info:
+        list(stages["outer"])
+    assert str(info.value) == (
+        f"pl.{name}.map: <Stage pl.{name}.map({f.__qualname__}) workers=1> was iterated by "
+        "one of its own workers (e.g. in its f)" + REUSE_TAIL + docs_link("concepts/stages")
+    )
+
+
+def test_a_stage_without_a_function_shows_no_name() -> None:
+    assert repr(pl.thread.ordered([1], maxsize=3)) == "<Stage pl.thread.ordered workers=1>"
+    assert repr(pl.process.map(double, [1], workers=3)) == (
+        "<Stage pl.process.map(double) workers=3>"
+    )
+
+
 @pytest.mark.timeout(30)
 def test_task_stage_iterated_by_its_own_workers_under_await() -> None:
     import asyncio

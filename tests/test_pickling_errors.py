@@ -47,6 +47,36 @@ def raise_rebuildable(x: int) -> int:
     raise Rebuildable(f"failed on {x}")
 
 
+class WithAFunction(Exception):
+    """Its args rebuild it; it holds a lock, which cannot be pickled, and a lambda, which
+    only cloudpickle can (the transport of `pl.process` when it is installed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+        self.scale = lambda x: 10 * x
+
+
+def raise_with_a_function(x: int) -> int:
+    raise WithAFunction(f"failed on {x}")
+
+
+class Renumbered(Exception):
+    """Its ``__init__`` changes the args it is given, behind a ``str()`` that never
+    changes: a copy rebuilt from its args reads the same but is not the same."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n + 1)
+        self.lock = threading.Lock()
+
+    def __str__(self) -> str:
+        return "renumbered"
+
+
+def raise_renumbered(x: int) -> int:
+    raise Renumbered(x)
+
+
 def raise_bad(x: int) -> int:
     raise BadError(42)
 
@@ -110,6 +140,21 @@ def test_exception_rebuilt_without_its_unpicklable_attribute(method: Optional[st
     cause = info.value.__cause__
     assert isinstance(cause, pl.RemoteTraceback)
     assert "lock" in str(cause)  # the traceback says what was left out
+
+
+def test_an_attribute_only_cloudpickle_can_send_is_kept() -> None:
+    pytest.importorskip("cloudpickle")
+    with pytest.raises(WithAFunction, match="failed on 1") as info:
+        pl.process.map(raise_with_a_function, [1]) | list
+    assert info.value.scale(2) == 20  # sent by value, as the transport sends it
+    note = str(info.value.__cause__).strip().splitlines()[-1]
+    assert note.startswith("(pypeln: sent without its attribute(s) lock: "), note
+
+
+def test_an_exception_whose_rebuilt_copy_has_other_args_is_not_sent_as_it() -> None:
+    with pytest.raises(pl.UnpicklableError) as info:
+        pl.process.map(raise_renumbered, [1]) | list
+    assert "Renumbered" in str(info.value)
 
 
 @pytest.mark.parametrize("method", START_METHODS)

@@ -177,8 +177,13 @@ def test_missing_tqdm_with_the_environment_switch_warns_and_runs(
     _without_tqdm(monkeypatch)
     monkeypatch.setattr(bars_module, "_warned_environment", False)
     monkeypatch.setenv("PYPELN_PROGRESS", "1")
-    with pytest.warns(RuntimeWarning, match=r"PYPELN_PROGRESS=1 needs tqdm.*pypeln\[progress\]"):
+    with pytest.warns(RuntimeWarning) as warned:
         assert sorted(pl.thread.map(inc, range(3))) == [1, 2, 3]
+        assert sorted(pl.thread.map(inc, range(3))) == [1, 2, 3]  # warned once only
+    assert [str(w.message) for w in warned] == [
+        "PYPELN_PROGRESS=1 needs tqdm: pip install 'pypeln[progress]'; "
+        "running without progress bars"
+    ]
 
 
 @pytest.mark.timeout(60)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any, AsyncIterator, Dict, List
 
 import pytest
+from conftest import within
 
 import pypeln as pl
 
@@ -78,6 +80,72 @@ def test_flat_map_variants(f: Any) -> None:
     assert out == [x for x in range(5) for _ in range(x)]
     elements = list(pl.task.to_iterable(range(3) | pl.task.flat_map(f), return_index=True))
     assert sorted(e.index for e in elements) == [(1, 0), (2, 0), (2, 1)]
+
+
+async def spread_with_index(x: int, element_index: Any) -> Any:
+    for k in range(x):
+        await asyncio.sleep(0)
+        yield (element_index, k)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "f", [repeat_gen, repeat_awaitable, lambda x: [x] * x], ids=["async-gen", "awaitable", "sync"]
+)
+def test_flat_map_variants_with_a_timeout(f: Any) -> None:
+    """With a `timeout` an item's outputs are made whole, then handed on: the same items,
+    the same indices."""
+    out = list(range(5) | pl.task.flat_map(f, workers=3, timeout=30) | pl.task.ordered)
+    assert out == [x for x in range(5) for _ in range(x)]
+    stage = range(4) | pl.task.flat_map(f, timeout=30)
+    elements = list(pl.task.to_iterable(stage, return_index=True))
+    assert sorted(e.index for e in elements) == [(x, k) for x in range(4) for k in range(x)]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("timeout", [0, 30])
+def test_an_async_generator_of_flat_map_gets_its_element_index(timeout: float) -> None:
+    stage = range(3) | pl.task.flat_map(spread_with_index, timeout=timeout)
+    assert sorted(pl.task.to_iterable(stage, return_index=True)) == [
+        pl.Element((1, 0), ((1,), 0)),
+        pl.Element((2, 0), ((2,), 0)),
+        pl.Element((2, 1), ((2,), 1)),
+    ]
+
+
+async def endless() -> AsyncIterator[int]:
+    i = 0
+    while True:
+        yield i
+        i += 1
+        if i % 7 == 0:
+            await asyncio.sleep(0)
+
+
+@pytest.mark.timeout(30)
+def test_an_async_source_of_ordered_and_batch_keeps_its_positions() -> None:
+    stage = pl.task.batch(2, arange(5))
+    assert list(pl.task.to_iterable(stage, return_index=True)) == [
+        pl.Element((0,), [0, 1]),
+        pl.Element((2,), [2, 3]),
+        pl.Element((4,), [4]),
+    ]
+    stage = pl.task.ordered(arange(6))
+    assert list(pl.task.to_iterable(stage, return_index=True)) == [
+        pl.Element((i,), i) for i in range(6)
+    ]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("window", [None, 10])
+def test_ordered_streams_an_endless_async_source(window: Any) -> None:
+    """`ordered` emits what is below its input's watermark as it goes: an endless async
+    source gives its first items, in order (it would wait forever for the end if the
+    source did not report how far it got)."""
+    kwargs = {} if window is None else {"window": window}
+    stage = pl.task.ordered(endless(), **kwargs)
+    first = within(10, lambda: list(itertools.islice(stage, 20)))
+    assert first == list(range(20))
 
 
 @pytest.mark.timeout(30)
@@ -178,6 +246,30 @@ def test_sync_sources_in_thread_or_on_loop() -> None:
     for use_thread in (True, False):
         stage = pl.task.from_iterable(numbers(), use_thread=use_thread) | pl.task.map(double)
         assert sorted(stage) == [2 * x for x in range(2000)]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("use_thread", [None, True, False])
+@pytest.mark.parametrize("partial", [False, True], ids=["direct", "partial"])
+def test_a_sync_source_is_read_in_a_thread_unless_asked_not_to(use_thread, partial) -> None:
+    on_loop: List[bool] = []
+
+    def numbers() -> Any:
+        for x in range(3):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(True)
+            except RuntimeError:
+                on_loop.append(False)
+            yield x
+
+    kwargs = {} if use_thread is None else {"use_thread": use_thread}
+    if partial:
+        stage = numbers() | pl.task.from_iterable(**kwargs)
+    else:
+        stage = pl.task.from_iterable(numbers(), **kwargs)
+    assert sorted(stage | pl.task.map(double)) == [0, 2, 4]
+    assert on_loop == [use_thread is False] * 3  # in a thread by default
 
 
 @pytest.mark.timeout(30)
