@@ -164,3 +164,19 @@ def test_importing_pypeln_does_not_import_the_utils_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["sync", "thread", "process", "task"])
+def test_a_partial_piped_into_its_source_builds_the_stage(name: str) -> None:
+    """0.4.9's partials take their source from either side of ``|``."""
+    backend = getattr(pl, name)
+    assert sorted(backend.map(abs) | [-1, 2, -3]) == [1, 2, 3]
+    assert sorted([-1, 2, -3] | backend.map(abs)) == [1, 2, 3]
+
+
+def test_a_stage_function_signature_shows_the_missing_stage_as_undefined() -> None:
+    import inspect
+
+    default = inspect.signature(pl.thread.map).parameters["stage"].default
+    assert default is UNDEFINED
+    assert repr(default) == "UNDEFINED"

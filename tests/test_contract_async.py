@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +150,22 @@ def test_workers_zero_means_no_limit():
 
     assert sorted(pl.task.map(track, range(20), workers=0)) == list(range(20))
     assert ns.most > 1
+
+
+def test_async_for_over_a_thread_stage_before_pypeln_task_is_imported():
+    """`async for` needs the task backend's consumer, which pypeln imports on first use:
+    a program that never touched `pl.task` can still iterate any stage asynchronously."""
+    code = (
+        "import asyncio, sys\n"
+        "import pypeln as pl\n"
+        "assert 'pypeln.task' not in sys.modules\n"
+        "async def main():\n"
+        "    return sorted([x async for x in pl.thread.map(abs, [1, -2, 3])])\n"
+        "print(asyncio.run(main()))\n"
+    )
+    root = Path(pl.__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1, 2, 3]"

@@ -9,10 +9,13 @@ unbounded one reads tens of thousands of items in the same time.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 
 import pytest
-from conftest import CountingSource
+from conftest import CountingSource, wait_until
+
+import pypeln as pl
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -108,3 +111,78 @@ def test_maxsize_one_pipeline_is_complete(backend):
         | backend.ordered(maxsize=1)
     )
     assert list(backend.to_iterable(stage, maxsize=1)) == [x for x in range(1, 61) if x % 2]
+
+
+def counting_calls():
+    """A function that counts its calls, and the count."""
+    lock = threading.Lock()
+    calls = [0]
+
+    def count(x):
+        with lock:
+            calls[0] += 1
+        return x
+
+    return count, calls
+
+
+@pytest.mark.parametrize("name", ["thread", "process", "task"])
+def test_a_stages_own_to_iterable_bounds_what_waits_for_the_consumer(name):
+    """``stage.to_iterable(maxsize=3)`` read once, then left: one item yielded, three
+    waiting, one finished and waiting to be put (the exact bound, as for the module's
+    ``to_iterable``); without a maxsize nothing stops the stage."""
+    backend = getattr(pl, name)
+    if name == "process":
+        ns = pl.process.Namespace(calls=0)
+
+        def count(x):
+            with ns:
+                ns.calls += 1
+            return x
+
+        def calls():
+            return ns.calls
+    else:
+        count, counted = counting_calls()
+
+        def calls():
+            return counted[0]
+
+    it = iter(backend.map(count, range(60)).to_iterable(maxsize=3))
+    assert next(it) is not None
+    assert wait_until(lambda: calls() >= 5, 10), f"f ran {calls()} times, not 5"
+    time.sleep(0.3)  # (a stage not held back would run on through all 60 items)
+    assert calls() == 5
+    it.close()
+
+    if name == "process":
+        ns.calls = 0
+    else:
+        counted[0] = 0
+    it = iter(backend.map(count, range(60)).to_iterable())
+    assert next(it) is not None
+    assert wait_until(lambda: calls() == 60, 10), f"f ran {calls()} times, not 60"
+    it.close()
+
+
+@pytest.mark.parametrize("name", ["thread", "process", "task"])
+def test_run_of_several_stages_keeps_its_maxsize(name):
+    backend = getattr(pl, name)
+    stats = backend.run(
+        backend.map(abs, range(50)), backend.map(abs, range(50)), maxsize=2, stats=True
+    )
+    rows = [row.as_dict() for row in stats if row.name == f"pl.{name}.concat"]
+    assert len(rows) == 1 and rows[0]["items_in"] == 100
+    assert rows[0]["queue_peak"] <= 2
+
+
+async def agen(n):
+    for i in range(n):
+        yield i
+
+
+def test_task_run_takes_an_async_source():
+    seen = []
+    assert pl.task.run(pl.task.each(seen.append, agen(3))) is None
+    assert sorted(seen) == [0, 1, 2]
+    assert pl.task.run(agen(3)) is None

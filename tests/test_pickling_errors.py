@@ -183,6 +183,25 @@ def test_result_that_cannot_be_pickled(method: Optional[str]) -> None:
     assert message.endswith("concepts/errors/#what-cannot-be-pickled")
 
 
+class Box:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+def lock_and_keep_unless_zero(box: Box) -> bool:
+    box.lock = threading.Lock()  # the item kept can no longer be pickled
+    return box.n != 0
+
+
+def test_an_item_a_filter_keeps_that_cannot_be_pickled_any_more() -> None:
+    """A filter's results are some of its items (the others dropped): the error names the
+    kept one that cannot be sent back."""
+    with pytest.raises(pl.UnpicklableError) as info:
+        pl.process.filter(lock_and_keep_unless_zero, [Box(0), Box(1)]) | list
+    assert info.value.type_name.endswith("Box")
+    assert "pl.process.filter(lock_and_keep_unless_zero): a result of type " in str(info.value)
+
+
 @pytest.mark.parametrize("method", START_METHODS)
 def test_item_that_cannot_be_pickled(method: Optional[str]) -> None:
     items = [1, threading.Lock(), 3]

@@ -13,15 +13,12 @@ import inspect
 import time
 import types
 from itertools import compress
-from operator import itemgetter
 from typing import Any, Awaitable, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .batching import HANDOVER_ITEMS, HANDOVER_SECONDS
 from .element import Item
 from .policy import SKIPPED
 from .wire import PICK, SAME
-
-_by_index = itemgetter(0)
 
 
 class Operator:
@@ -221,17 +218,12 @@ class Forward(Operator):
 
 
 class Ordered(Operator):
-    """Emits items in source order (by index).
-
-    `stream` is the whole-stream form: it waits for every item, then sorts them. The
-    streaming form, which emits what its watermark covers, is `pypeln._core.moving`'s.
-    """
+    """Emits items in source order (by index): `pypeln._core.moving` does it, streaming
+    what the watermark of its input covers (`pl.sync`, whose items come in order, passes
+    them on)."""
 
     name = "ordered"
     per_item = False
-
-    def stream(self, f: Any, items: Iterable[Item], indexed: bool) -> Iterator[Item]:
-        return iter(sorted(items, key=_by_index))
 
 
 class Batch(Operator):

@@ -55,9 +55,6 @@ class Skipped:
     def __repr__(self) -> str:
         return "SKIPPED"
 
-    def __reduce__(self) -> str:
-        return "SKIPPED"  # compared by identity, also after a trip through pickle
-
 
 SKIPPED = Skipped()
 
