@@ -37,6 +37,8 @@ def install() -> None:
     path = os.environ.setdefault(
         HITS, str(Path(tempfile.gettempdir()) / f"pypeln-mutation-hits-{session}")
     )
+    if session == os.getpid() and os.path.exists(path):
+        os.unlink(path)  # left by an earlier session whose pid this one got again
     record_here = trampoline.record_trampoline_hit
     written: Set[str] = set()
     os.register_at_fork(after_in_child=written.clear)
