@@ -50,7 +50,10 @@ def outlive_none(tmp_path, source, n, what):
     try:
         pids = set()
         while len(pids) < n:
-            pids.add(int(within(60, proc.stdout.readline)))
+            line = within(60, proc.stdout.readline)
+            assert line, f"the program ended before printing {n} pids: {sorted(pids)}"
+            if line.strip():
+                pids.add(int(line))
         proc.kill()
         proc.wait(10)
         deadline = time.monotonic() + 10
@@ -75,7 +78,7 @@ import os, time
 import pypeln as pl
 
 def f(x):
-    print(os.getpid(), flush=True)
+    os.write(1, f"{os.getpid()}\\n".encode())  # one write: whole lines, even from two processes
     time.sleep(0.2)
     return x
 
