@@ -676,6 +676,46 @@ def test_a_completion_callback_that_never_comes_does_not_hang_the_run(
     assert sorted(out) == [2 * x for x in range(20)]
 
 
+@pytest.mark.timeout(90)
+def test_a_lost_completion_is_found_while_the_stage_waits_with_nothing_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The collector waits for reports; once every call has been answered it has none to
+    wait for. A batch sent after that whose report is lost must still be seen: the
+    collector may not wait for a report without end, even with no call watched."""
+    from pypeln.ray import supervisor
+
+    idle = threading.Event()  # the collector has answered every call and waits on
+    dropped: List[Any] = []
+    idle_wait = supervisor.Supervisor._idle_wait
+    watch = supervisor.Supervisor._watch
+
+    def noting_idle_wait(self: Any) -> Any:
+        wait = idle_wait(self)
+        if not self.watched and any(h.ready for h in self.handles):
+            idle.set()
+        return wait
+
+    def forgetful_watch(self: Any, kind: int, h: Any, generation: int, ref: Any) -> None:
+        if kind == supervisor._RESULT and idle.is_set() and not dropped:
+            dropped.append(ref)
+            with self.cond:
+                self.watched[ref] = (kind, h, generation, ref)  # its report is lost
+            return
+        watch(self, kind, h, generation, ref)
+
+    def source() -> Iterator[int]:
+        yield 0
+        assert idle.wait(30), "the stage never waited with nothing in flight"
+        yield from range(1, 10)
+
+    monkeypatch.setattr(supervisor.Supervisor, "_idle_wait", noting_idle_wait)
+    monkeypatch.setattr(supervisor.Supervisor, "_watch", forgetful_watch)
+    out = within(60, list, pl.ray.map(double, source(), workers=1))
+    assert dropped, "no report was dropped: the test did not test anything"
+    assert sorted(out) == [2 * x for x in range(10)]
+
+
 @pytest.mark.timeout(120)
 def test_an_actor_that_never_comes_up_is_replaced(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path

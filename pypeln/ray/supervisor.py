@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 import warnings
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
 
 from .._core.batching import MAX_BATCH, BatchSizer
 from .._core.budget import Budget, take_within
@@ -338,13 +338,13 @@ class Supervisor(StageRunner):
         except BaseException as e:
             self.execution.fail(e)
 
-    def _idle_wait(self) -> Optional[float]:
+    def _idle_wait(self) -> float:
         """How long the collector may wait for the next event: until the next look at an
-        actor that has not started, and no longer than `POLL_SECONDS` while calls run."""
+        actor that has not started, and never longer than `POLL_SECONDS`, even with no call
+        watched: the feeder may send one while the collector waits, and if that call's
+        completion report is lost, only `_poll` sees it."""
         due = [h.next_start_check - time.monotonic() for h in self.handles if h.next_start_check]
-        if self.watched:
-            due.append(POLL_SECONDS)
-        return max(0.0, min(due)) if due else None
+        return max(0.0, min([POLL_SECONDS, *due]))
 
     def _replace_stuck(self) -> None:
         """Replace the actors that need no resource and have not come up in
