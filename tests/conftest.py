@@ -363,6 +363,9 @@ if _ray_installed():
     _here = os.path.dirname(os.path.abspath(__file__))
     _paths = [_here, os.path.dirname(_here), os.environ.get("PYTHONPATH", "")]
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in _paths if p)
+    # Ray starts its workers at a lower priority (nice 15): on a machine busy with anything
+    # else, an actor then takes minutes to come up, and a test times out waiting for it.
+    os.environ.setdefault("RAY_worker_niceness", "0")
 
 
 def _uses_ray(item: pytest.Item) -> bool:
