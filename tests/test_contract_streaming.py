@@ -265,7 +265,7 @@ def test_default_window_bounds_a_long_stream_behind_a_stuck_head(concurrent_back
     # 100,000 fast items behind a stuck item 0: `ordered` holds at most a window of them
     backend = concurrent_backend
     hold = hold_zero_async if name_of(backend) == "task" else hold_zero
-    window = inspect.signature(backend.ordered).parameters["window"].default
+    window = 16384  # the documented default (test_window_defaults_to_16384)
     source = CountingSource()
     n = 100_000
     stage = (
@@ -324,6 +324,9 @@ def test_ordered_skips_items_dropped_by_timeout(backend, window_kwargs):
     assert list(stage) == [0, 1, 3, 4, 6, 7]
 
 
+@pytest.mark.skipif(
+    "MUTANT_UNDER_TEST" in os.environ, reason="the mutation tool's wrappers hide signatures"
+)
 def test_window_defaults_to_16384(backend):
     assert inspect.signature(backend.ordered).parameters["window"].default == 16384
 
