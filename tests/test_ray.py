@@ -647,6 +647,12 @@ def test_ray_stage_consumed_from_asyncio() -> None:
     assert sorted(through_task) == [2 * x + 1 for x in range(10)]
 
 
+def lose_report(supervisor: Any, kind: int, h: Any, generation: int, ref: Any) -> None:
+    """What `Supervisor._watch` does, but the completion report of `ref` never comes."""
+    with supervisor.cond:
+        supervisor.watched[ref] = (kind, h, generation, ref)
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("lost", ["start", "result", "finish"])
 def test_a_completion_callback_that_never_comes_does_not_hang_the_run(
@@ -665,8 +671,7 @@ def test_a_completion_callback_that_never_comes_does_not_hang_the_run(
     def forgetful_watch(self: Any, kind: int, h: Any, generation: int, ref: Any) -> None:
         if kind == kinds[lost] and not dropped:
             dropped.append(kind)
-            with self.cond:
-                self.watched[ref] = (kind, h, generation, ref)  # its report is lost
+            lose_report(self, kind, h, generation, ref)
             return
         watch(self, kind, h, generation, ref)
 
@@ -699,8 +704,7 @@ def test_a_lost_completion_is_found_while_the_stage_waits_with_nothing_in_flight
     def forgetful_watch(self: Any, kind: int, h: Any, generation: int, ref: Any) -> None:
         if kind == supervisor._RESULT and idle.is_set() and not dropped:
             dropped.append(ref)
-            with self.cond:
-                self.watched[ref] = (kind, h, generation, ref)  # its report is lost
+            lose_report(self, kind, h, generation, ref)
             return
         watch(self, kind, h, generation, ref)
 
