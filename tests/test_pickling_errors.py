@@ -6,6 +6,7 @@ user's file and lines."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import subprocess
 import sys
@@ -116,6 +117,20 @@ def test_unpicklable_error_pickles() -> None:
     )
 
 
+def test_the_message_says_how_to_fix_it() -> None:
+    value = pl.UnpicklableError("pl.process.map(f)", "a result", "_thread.lock", "TypeError: no")
+    assert (
+        "To fix it, use values that can be pickled (no locks, open files or connections), "
+        "or a thread stage. "
+    ) in str(value)
+    exc = pl.UnpicklableError("pl.process.map(f)", "an exception", "Bad", "TypeError: no")
+    assert (
+        "To fix it, give it attributes that can be pickled, and an __init__ that takes back "
+        "its own args. "
+    ) in str(exc)
+    assert "thread stage" not in str(exc)
+
+
 def test_an_exception_whose_class_cannot_be_pickled() -> None:
     class Local(Exception):
         pass
@@ -213,6 +228,65 @@ def test_item_that_cannot_be_pickled(method: Optional[str]) -> None:
     assert isinstance(info.value, TypeError)
 
 
+class Outer:
+    class Inner:
+        """Nested: its type is named with its qualified name."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+
+#: a class whose ``__module__`` is None (as some made at run time have): named alone
+NoModule = type("NoModule", (), {"__module__": None})
+
+
+def unpicklable_type_name(item: Any) -> str:
+    with pytest.raises(pl.UnpicklableError) as info:
+        pl.process.map(identity, [item]) | list
+    assert f"an item of type {info.value.type_name} " in str(info.value)
+    return info.value.type_name
+
+
+def test_the_type_is_named_as_python_would() -> None:
+    assert unpicklable_type_name(x for x in ()) == "generator"  # builtins left out
+    assert unpicklable_type_name(Outer.Inner()) == f"{__name__}.Outer.Inner"
+    no_module = NoModule()
+    no_module.lock = threading.Lock()
+    assert unpicklable_type_name(no_module) == "NoModule"
+
+
+#: how often this process has pickled a `PicklesSecondTime`
+_pickled = [0]
+
+
+class PicklesSecondTime:
+    """Fails to pickle only the first time a process pickles one: a batch that fails to
+    pickle although each of its values, tried alone, does."""
+
+    def __reduce__(self) -> Any:
+        _pickled[0] += 1
+        if _pickled[0] == 1:
+            raise ValueError("not this time")
+        return (PicklesSecondTime, ())
+
+
+def return_pickles_second_time(x: int) -> Any:
+    return PicklesSecondTime()
+
+
+def test_a_batch_that_fails_to_pickle_though_each_value_pickles() -> None:
+    with pytest.raises(pl.UnpicklableError) as info:
+        pl.process.map(return_pickles_second_time, [1]) | list
+    e = info.value
+    assert (e.where, e.what, e.type_name) == (
+        "pl.process.map(return_pickles_second_time)",
+        "a result",
+        "unknown",
+    )
+    assert e.reason == "ValueError: not this time"
+    assert str(e).startswith("pl.process.map(return_pickles_second_time): a result of type ")
+
+
 def raise_local(x: int) -> int:
     class LocalError(Exception):
         pass
@@ -252,6 +326,7 @@ def test_backends_without_pickling_pass_any_result(backend: str) -> None:
 
 SCRIPT = """
 import sys
+import threading
 import pypeln as pl
 
 def top_level(x):
@@ -262,6 +337,13 @@ class ScriptError(Exception):
 
 def raises_own(x):
     raise ScriptError("own class")
+
+class Holder:
+    def __init__(self):
+        self.lock = threading.Lock()
+
+def returns_holder(x):
+    return Holder()
 
 if __name__ == "__main__":
     def in_guard(x):
@@ -274,6 +356,10 @@ if __name__ == "__main__":
         except Exception as e:
             print("TYPE", type(e).__module__, type(e).__name__, e is not None)
             print(e.__cause__)
+    try:
+        pl.process.map(returns_holder, [1]) | list
+    except pl.UnpicklableError as e:
+        print("UNPICKLABLE", e.type_name)
 """
 
 
@@ -285,6 +371,7 @@ def test_spawned_tracebacks_show_the_script(tmp_path: Path, method: str) -> None
     done = subprocess.run(
         [sys.executable, str(script), method],
         cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},  # the pypeln under test
         capture_output=True,
         text=True,
         timeout=50,
@@ -298,6 +385,8 @@ def test_spawned_tracebacks_show_the_script(tmp_path: Path, method: str) -> None
     assert 'raise KeyError("in guard")  # marker-guard' in out
     # a class of the script reaches the parent as the script's own class
     assert "TYPE __main__ ScriptError True" in out
+    # a class of the script is named as the user wrote it, not as the worker imported it
+    assert "UNPICKLABLE __main__.Holder" in out
     assert "UnpicklableError" not in out
 
 
