@@ -245,3 +245,30 @@ def test_waiting_on_slow_workers_uses_no_cpu(backend):
         f"{meter.cpu:.3f}s CPU ({meter.own:.3f}s here, {meter.children:.3f}s in children) "
         f"over {meter.wall:.3f}s of waiting"
     )
+
+
+def threads_besides(before):
+    """The threads of this process, besides its main one and `before` (by ident):
+    ``(name, daemon)`` pairs."""
+    main = threading.main_thread()
+    return sorted(
+        (t.name, t.daemon) for t in threading.enumerate() if t is not main and t.ident not in before
+    )
+
+
+def test_every_thread_of_a_run_is_a_named_daemon(backend):
+    """What a worker sees around it: each thread the run started says it is pypeln's (in a
+    listing, a profiler or a leak check), and none keeps the interpreter from exiting. A
+    timeout and a progress bar are on, for the threads that keep them."""
+    if name_of(backend) == "ray":
+        pytest.skip("actors run in Ray's worker processes, among Ray's own threads")
+    before = frozenset(t.ident for t in threading.enumerate())
+
+    def f(x):
+        return threads_besides(before)
+
+    stage = backend.map(f, range(3), workers=2, timeout=30)
+    seen = [pair for pairs in backend.to_iterable(stage, progress=True) for pair in pairs]
+    # (a `process` worker runs f in its process's main thread, alone)
+    assert seen or name_of(backend) == "process", "f saw no thread of the run"
+    assert all(name.startswith("pypeln") and daemon for name, daemon in seen), seen

@@ -136,3 +136,50 @@ def test_on_done_runs_after_a_timeout(backend):
     out = sorted(backend.map(f, range(4), workers=1, timeout=TIMEOUT, on_done=on_done))
     assert out == [10, 20, 30]
     assert ns.done >= 1
+
+
+def test_an_item_that_overruns_after_a_long_wait_for_input_is_dropped(backend):
+    """The timeout keeps working after the worker waited for input longer than it."""
+    f = slow_on(backend, {2})
+
+    def source():
+        yield 1
+        time.sleep(3 * TIMEOUT)  # a gap in the input: the worker waits, no item running
+        yield 2
+        yield 3
+
+    started = time.monotonic()
+    out = sorted(backend.map(f, source(), workers=1, timeout=TIMEOUT))
+    elapsed = time.monotonic() - started
+    assert out == [10, 30]
+    assert elapsed < MAX_RUN_SECONDS, f"the run took {elapsed:.2f}s"
+
+
+def test_an_overrunning_item_is_dropped_even_if_f_catches_the_interruption(backend):
+    """An `f` that catches everything (a bare ``except:``) cannot keep an item that ran
+    past its timeout: the item is dropped all the same."""
+    if name_of(backend) == "task":
+
+        async def f(x):
+            try:
+                if x == 2:
+                    await asyncio.sleep(SLOW_SECONDS)
+            except BaseException:
+                return "caught"
+            return x * 10
+
+    else:
+
+        def f(x):
+            try:
+                if x == 2:
+                    for _ in range(int(SLOW_SECONDS / 0.05)):
+                        time.sleep(0.05)
+            except BaseException:
+                return "caught"
+            return x * 10
+
+    started = time.monotonic()
+    out = sorted(backend.map(f, range(4), workers=1, timeout=TIMEOUT), key=str)
+    assert out == [0, 10, 30]
+    assert time.monotonic() - started < MAX_RUN_SECONDS

@@ -172,11 +172,14 @@ def guard_async(
                 if timeout:
                     started = time.monotonic()
                     try:
-                        return await asyncio.wait_for(attempt_once(x, index), timeout)
+                        result = await asyncio.wait_for(attempt_once(x, index), timeout)
                     except asyncio.TimeoutError:
                         if time.monotonic() - started < timeout:
                             raise  # raised by `f` itself: a failure like any other
                         raise ItemTimeoutError(f"overran {timeout}s") from None
+                    if time.monotonic() - started >= timeout:  # it caught its cancellation
+                        raise ItemTimeoutError(f"overran {timeout}s")
+                    return result
                 result = f(x, *index)
                 if asyncio.iscoroutine(result) or hasattr(result, "__await__"):
                     result = await result

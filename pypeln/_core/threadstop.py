@@ -46,8 +46,9 @@ class Deadline:
     """Interrupts the thread running an item when the item runs past `timeout` seconds.
 
     One watchdog thread serves every item: ``begin()`` before an item, ``end()`` after it;
-    an overrun raises `ItemTimeout` in the item's thread, inside that span (``end`` waits
-    for a raise already on its way). ``close()`` ends the watchdog.
+    an overrun raises `ItemTimeout` in the item's thread, inside that span (or, if it has
+    not arrived there, or the item's code caught it, from ``end``). ``close()`` ends the
+    watchdog.
     """
 
     def __init__(self, timeout: float) -> None:
@@ -68,13 +69,16 @@ class Deadline:
             self._cond.notify()
 
     def end(self) -> None:
+        """End the item's span; raises `ItemTimeout` if the item overran, even if its code
+        caught the exception raised in it, or returned before that exception arrived."""
         with self._cond:
             self._started = None
-            fired = self._fired
+            fired, self._fired = self._fired, False
         if fired:
-            # The exception is pending: let the interpreter deliver it here, in the span.
-            for _ in range(1_000_000):
-                pass
+            # The watchdog raised it while holding the lock: if it is still pending, it is
+            # withdrawn, and raised here instead, in the span.
+            _set_async_exc(ctypes.c_ulong(threading.get_ident()), None)
+            raise ItemTimeout()
 
     def close(self) -> None:
         with self._cond:

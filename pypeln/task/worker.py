@@ -149,7 +149,7 @@ class Worker:
         timeout: float,
     ) -> bool:
         """Apply `f` to `item` within `timeout` seconds; an overrunning item is dropped
-        (False)."""
+        (False), even if `f` caught its cancellation and returned."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -157,6 +157,9 @@ class Worker:
         except asyncio.TimeoutError:
             if loop.time() - started < timeout:  # raised by `f` itself, not by the timeout
                 raise
+            out.clear()
+            return False
+        if loop.time() - started >= timeout:
             out.clear()
             return False
         return True
