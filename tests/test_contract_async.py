@@ -163,9 +163,26 @@ def test_async_for_over_a_thread_stage_before_pypeln_task_is_imported():
         "    return sorted([x async for x in pl.thread.map(abs, [1, -2, 3])])\n"
         "print(asyncio.run(main()))\n"
     )
+    assert run_fresh(code) == "[1, 2, 3]"
+
+
+def test_await_on_a_thread_stage_before_pypeln_task_is_imported():
+    code = (
+        "import asyncio, sys\n"
+        "import pypeln as pl\n"
+        "assert 'pypeln.task' not in sys.modules\n"
+        "async def main():\n"
+        "    return sorted(await pl.thread.map(abs, [1, -2, 3]))\n"
+        "print(asyncio.run(main()))\n"
+    )
+    assert run_fresh(code) == "[1, 2, 3]"
+
+
+def run_fresh(code):
+    """What `code` prints, run by a new interpreter with the pypeln under test."""
     root = Path(pl.__file__).resolve().parent.parent
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[1, 2, 3]"
+    return done.stdout.strip()

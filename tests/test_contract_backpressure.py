@@ -126,11 +126,13 @@ def counting_calls():
     return count, calls
 
 
+@pytest.mark.parametrize("return_index", [False, True])
 @pytest.mark.parametrize("name", ["thread", "process", "task"])
-def test_a_stages_own_to_iterable_bounds_what_waits_for_the_consumer(name):
+def test_a_stages_own_to_iterable_bounds_what_waits_for_the_consumer(name, return_index):
     """``stage.to_iterable(maxsize=3)`` read once, then left: one item yielded, three
     waiting, one finished and waiting to be put (the exact bound, as for the module's
-    ``to_iterable``); without a maxsize nothing stops the stage."""
+    ``to_iterable``), values or elements alike; without a maxsize nothing stops the
+    stage."""
     backend = getattr(pl, name)
     if name == "process":
         ns = pl.process.Namespace(calls=0)
@@ -148,7 +150,7 @@ def test_a_stages_own_to_iterable_bounds_what_waits_for_the_consumer(name):
         def calls():
             return counted[0]
 
-    it = iter(backend.map(count, range(60)).to_iterable(maxsize=3))
+    it = iter(backend.map(count, range(60)).to_iterable(maxsize=3, return_index=return_index))
     assert next(it) is not None
     assert wait_until(lambda: calls() >= 5, 10), f"f ran {calls()} times, not 5"
     time.sleep(0.3)  # (a stage not held back would run on through all 60 items)
@@ -159,7 +161,7 @@ def test_a_stages_own_to_iterable_bounds_what_waits_for_the_consumer(name):
         ns.calls = 0
     else:
         counted[0] = 0
-    it = iter(backend.map(count, range(60)).to_iterable())
+    it = iter(backend.map(count, range(60)).to_iterable(return_index=return_index))
     assert next(it) is not None
     assert wait_until(lambda: calls() == 60, 10), f"f ran {calls()} times, not 60"
     it.close()

@@ -228,3 +228,19 @@ def test_namespace_set_by_the_parent_is_seen_by_workers(backend):
         return x * ns.factor
 
     assert sorted(backend.map(scale, range(3), workers=2)) == [0, 5, 10]
+
+
+@pytest.mark.parametrize("timeout", [0, 30])
+@pytest.mark.parametrize("op", ["map", "filter", "flat_map", "each"])
+def test_every_operator_passes_element_index(backend, op, timeout):
+    ns = backend.Namespace(seen=())
+
+    def f(x, element_index):
+        with ns:
+            ns.seen = ns.seen + ((element_index, x),)
+        return [x] if op == "flat_map" else x
+
+    stage = getattr(backend, op)(f, [5, 6, 7], workers=2, timeout=timeout)
+    out = sorted(stage)
+    assert sorted(ns.seen) == [((0,), 5), ((1,), 6), ((2,), 7)]
+    assert out == ([] if op == "each" else [5, 6, 7])

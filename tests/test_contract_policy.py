@@ -554,6 +554,16 @@ def test_rate_spaces_the_starts_over_all_workers(backend):
     assert it.stats[0].items_out == 100
 
 
+@pytest.mark.timeout(90)
+def test_a_rate_above_a_thousand_a_second_is_kept_too(backend):
+    """Above 1,000/s a worker takes several start slots at once: 3,000 starts at 5,000/s
+    still take at least 0.6 s from the first to the last."""
+    starts = list(backend.map(stamp, range(3000), workers=2, rate=5000))
+    assert len(starts) == 3000
+    elapsed = max(starts) - min(starts)
+    assert elapsed >= 0.55, f"3,000 items at 5,000/s took {elapsed:.3f}s"
+
+
 @pytest.mark.timeout(60)
 def test_waiting_for_a_rate_slot_is_not_overrunning_the_timeout(backend, request):
     """Items that take no time, started 2 per second under a timeout of 0.3 s: each waits

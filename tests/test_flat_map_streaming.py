@@ -3,9 +3,11 @@ output, on every backend (an endless generator works; memory stays bounded)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import os
+import threading
 import time
 from collections import Counter
 
@@ -137,3 +139,39 @@ def test_task_streams_an_endless_async_generator():
 
     stage = pl.task.flat_map(ticks, [7], maxsize=5)
     assert within(20, lambda: list(itertools.islice(iter(stage), 10))) == [7] * 10
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+def test_task_hands_on_the_outputs_of_a_slow_generator_as_they_come(kind):
+    """Outputs made slowly go on within a moment (`HANDOVER_SECONDS`), not once a
+    handover's worth (`HANDOVER_ITEMS`, 1,024) is made, and keep going after that."""
+    seen = threading.Event()
+    made = [0]
+    made_when_seen = [10**9]
+
+    def outputs():
+        for k in range(3000):
+            if seen.is_set() and k >= made_when_seen[0] + 20:
+                return
+            made[0] += 1
+            yield k
+
+    async def slowly_async(x):
+        for k in outputs():
+            yield k
+            await asyncio.sleep(0.005)
+
+    def slowly_sync(x):  # (it blocks the loop between outputs: so be it)
+        for k in outputs():
+            yield k
+            time.sleep(0.005)
+
+    f = slowly_async if kind == "async" else slowly_sync
+    it = iter(pl.task.flat_map(f, [0]))
+    assert within(20, next, it) == 0
+    made_when_seen[0] = made[0]
+    seen.set()
+    assert made_when_seen[0] < 1024, f"the first output came after {made_when_seen[0]} were made"
+    rest = within(30, list, it)
+    assert rest == list(range(1, len(rest) + 1))
+    assert len(rest) >= made_when_seen[0] + 19

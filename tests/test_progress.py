@@ -127,6 +127,17 @@ def test_progress_true_draws_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.mark.timeout(60)
+def test_without_progress_nothing_is_drawn_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.delenv("PYPELN_PROGRESS", raising=False)
+    pl.thread.run(pl.thread.map(inc, range(20)))
+    assert sorted(pl.thread.to_iterable(pl.thread.map(inc, range(5)))) == [1, 2, 3, 4, 5]
+    assert pl.thread.run(pl.thread.map(inc, range(5)), stats=True) is not None
+    assert terminal.getvalue() == ""
+
+
+@pytest.mark.timeout(60)
 def test_the_environment_turns_bars_on(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -89,15 +89,16 @@ async def spread_with_index(x: int, element_index: Any) -> Any:
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("timeout", [0, 30], ids=["streamed", "with-a-timeout"])
 @pytest.mark.parametrize(
     "f", [repeat_gen, repeat_awaitable, lambda x: [x] * x], ids=["async-gen", "awaitable", "sync"]
 )
-def test_flat_map_variants_with_a_timeout(f: Any) -> None:
-    """With a `timeout` an item's outputs are made whole, then handed on: the same items,
-    the same indices."""
-    out = list(range(5) | pl.task.flat_map(f, workers=3, timeout=30) | pl.task.ordered)
+def test_flat_map_variants_keep_their_indices(f: Any, timeout: float) -> None:
+    """Streamed (handed on as they are made), or, with a `timeout`, made whole and then
+    handed on: an item's outputs are the same, with the same indices."""
+    out = list(range(5) | pl.task.flat_map(f, workers=3, timeout=timeout) | pl.task.ordered)
     assert out == [x for x in range(5) for _ in range(x)]
-    stage = range(4) | pl.task.flat_map(f, timeout=30)
+    stage = range(4) | pl.task.flat_map(f, timeout=timeout)
     elements = list(pl.task.to_iterable(stage, return_index=True))
     assert sorted(e.index for e in elements) == [(x, k) for x in range(4) for k in range(x)]
 
@@ -341,3 +342,17 @@ def test_sync_consumption_inside_a_running_loop() -> None:
 
     listed, looped = asyncio.run(main())
     assert sorted(listed) == sorted(looped) == [2 * x for x in range(100)]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("timeout", [0, 30])
+@pytest.mark.parametrize("op", ["map", "filter", "flat_map"])
+def test_f_may_return_any_awaitable(op: str, timeout: float) -> None:
+    """Not only a coroutine: a future, as ``run_in_executor`` returns, is awaited too."""
+    results = {"map": abs, "filter": lambda x: x > 0, "flat_map": lambda x: [x, x]}
+
+    def in_executor(x: int) -> Any:
+        return asyncio.get_running_loop().run_in_executor(None, results[op], x)
+
+    out = sorted(getattr(pl.task, op)(in_executor, [-1, -2, 3], workers=2, timeout=timeout))
+    assert out == {"map": [1, 2, 3], "filter": [3], "flat_map": [-2, -2, -1, -1, 3, 3]}[op]

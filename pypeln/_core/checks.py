@@ -25,8 +25,9 @@ def arguments(where: str, function: Callable[..., Any], args: Any, kwargs: Any) 
     signature = inspect.signature(function)
     params = signature.parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        positional_only = inspect.Parameter.POSITIONAL_ONLY
-        names = [k for k in kwargs if k not in params or params[k].kind is positional_only]
+        # (none of the functions checked has a positional-only parameter: `bind` below
+        # would name one passed by keyword)
+        names = [k for k in kwargs if k not in params]
         if names:
             raise unexpected(where, names) from None
     positional = [

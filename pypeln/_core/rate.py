@@ -95,8 +95,7 @@ class Slots:
         self.left = self.limiter.grant - 1
 
     async def take_async(self) -> None:
-        if self.left and time.monotonic() < self.until:
-            self.left -= 1
-            return
+        """`take` for coroutines, once the slots taken are used up or past their span (the
+        caller checks that itself: no coroutine per attempt while they last)."""
         self.until = await self.limiter.reserve_async()
         self.left = self.limiter.grant - 1

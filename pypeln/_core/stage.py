@@ -92,14 +92,11 @@ def set_async_consumer_loader(load: Callable[[], Any]) -> None:
     _async_consumer_loader = load
 
 
-def _get_async_consumer(what: str) -> AsyncConsumer:
-    if _async_consumer is None and _async_consumer_loader is not None:
-        _async_consumer_loader()
+def _get_async_consumer() -> AsyncConsumer:
     if _async_consumer is None:
-        raise RuntimeError(
-            f"{what} needs a backend that runs stages on an event loop, and none is "
-            "registered: import pypeln.task (importing pypeln does)"
-        )
+        assert _async_consumer_loader is not None, "set by the package when imported"
+        _async_consumer_loader()
+    assert _async_consumer is not None, "registered by the task backend when imported"
     return _async_consumer
 
 
@@ -192,11 +189,11 @@ class Stage(Generic[T]):
 
     # Every stage can be consumed from asyncio code, through the registered consumer.
     def __aiter__(self) -> AsyncIterator[T]:
-        iterable: AsyncIterable[T] = _get_async_consumer("async for").to_async_iterable(self)
+        iterable: AsyncIterable[T] = _get_async_consumer().to_async_iterable(self)
         return iterable.__aiter__()
 
     def __await__(self) -> Generator[Any, None, List[T]]:
-        values: Awaitable[List[T]] = _get_async_consumer("await").collect(self)
+        values: Awaitable[List[T]] = _get_async_consumer().collect(self)
         return values.__await__()
 
 
