@@ -89,10 +89,8 @@ settings.register_profile(
 )
 _PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(_PROFILE)
-# On `pl.ray` every example starts actors (about a second): fewer examples there.
-settings.register_profile(
-    "ray", settings.get_profile(_PROFILE), max_examples=max(3, settings.default.max_examples // 8)
-)
+#: On `pl.ray` every example starts actors (about a second each): fewer examples there.
+RAY_EXAMPLES = max(3, settings.default.max_examples // 8)
 
 
 # -- backends ----------------------------------------------------------------------------
@@ -420,8 +418,18 @@ def _ray_for_ray_tests(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     request.getfixturevalue("ray_session")
-    settings.load_profile("ray")
+    # Hypothesis takes a test's settings from the decorated function when it is called (a
+    # profile loaded now would come too late: `@given` kept the default of its import),
+    # and the test's other backends share that function: set them for this call only.
+    test = request.function
+    own = getattr(test, "_hypothesis_internal_use_settings", None)
+    if own is None:
+        yield
+        return
+    test._hypothesis_internal_use_settings = settings(
+        own, max_examples=min(own.max_examples, RAY_EXAMPLES)
+    )
     try:
         yield
     finally:
-        settings.load_profile(_PROFILE)
+        test._hypothesis_internal_use_settings = own

@@ -499,6 +499,26 @@ def test_namespace_missing_attribute_raises_attribute_error() -> None:
 
 
 @pytest.mark.timeout(60)
+def test_a_function_the_actors_cannot_import_is_a_start_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The actors cannot unpickle their stage (its function's module exists only on the
+    driver's path): the run fails saying the actor could not start, and why."""
+    (tmp_path / "driver_only.py").write_text("def triple(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import driver_only  # type: ignore[import-not-found]
+
+    try:
+        stage = pl.ray.map(driver_only.triple, [1, 2], workers=1)
+        message = r"(?s)worker actor 0 could not start: .*No module named 'driver_only'"
+        with pytest.raises(pl.WorkerDiedError, match=message) as info:
+            within(40, list, stage)
+        assert "\x1b[" not in str(info.value), "terminal colour codes in the message"
+    finally:
+        sys.modules.pop("driver_only", None)
+
+
+@pytest.mark.timeout(60)
 def test_namespace_lock_is_released_when_its_holder_dies() -> None:
     ns = pl.ray.Namespace(n=0)
 

@@ -20,6 +20,7 @@ submits. An actor that dies is seen when its calls fail: the run fails with
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 import warnings
@@ -65,6 +66,9 @@ STUCK_START_SECONDS = 20.0
 STUCK_STARTS = 3
 #: Ray's states of an actor whose process has not come up.
 NOT_UP = ("PENDING_CREATION", "DEPENDENCIES_UNREADY")
+
+#: The terminal colour codes in the text of Ray's errors.
+_ANSI_COLOR = re.compile(r"\x1b\[[0-9;]*m")
 
 # What lands in `Supervisor.events`: (kind, handle, generation, ref)
 _STARTED, _RESULT, _FINISHED, _INPUT_ENDED, _STOP = range(5)
@@ -526,16 +530,18 @@ class Supervisor(StageRunner):
         with self.cond:
             lost = list(h.pending.values())
             h.pending.clear()
+            started = h.ready
             h.ready = False
             h.early = False
             h.beyond = False
         policy = self.stage.policy
         where = f"{self.stage.where}: worker actor {h.index}"
-        if kind == _STARTED and not lost:
-            raise WorkerDiedError(f"{where} could not start: {error}") from error
+        said = _ANSI_COLOR.sub("", str(error))  # Ray colours the names in its messages
+        if not started:  # (a batch sent early, before `start` answered, reports it too)
+            raise WorkerDiedError(f"{where} could not start: {said}") from error
         died = WorkerDiedError(
             f"{where} died while working on its items (killed, out of memory, or its node "
-            f"lost?): {type(error).__name__}: {error}"
+            f"lost?): {type(error).__name__}: {said}"
         )
         again: List[Held] = []
         for held in lost:
