@@ -93,10 +93,13 @@ def set_async_consumer_loader(load: Callable[[], Any]) -> None:
 
 
 def _get_async_consumer() -> AsyncConsumer:
-    if _async_consumer is None:
-        assert _async_consumer_loader is not None, "set by the package when imported"
+    if _async_consumer is None and _async_consumer_loader is not None:
         _async_consumer_loader()
-    assert _async_consumer is not None, "registered by the task backend when imported"
+    if _async_consumer is None:
+        raise RuntimeError(
+            "await and async for on a stage need a backend that runs stages on an event "
+            "loop, and none is registered: import pypeln.task (importing pypeln does)"
+        )
     return _async_consumer
 
 
