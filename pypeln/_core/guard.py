@@ -4,7 +4,7 @@ in a thread (`guard`) or on an event loop (`guard_async`); see `pypeln._core.pol
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional, Tuple, Type
+from typing import Any, Awaitable, Callable, Optional, Tuple, Type
 
 from typing_extensions import Protocol
 
@@ -137,6 +137,24 @@ def guard(
     return first_attempt
 
 
+async def within_timeout(awaitable: Awaitable[Any], timeout: float) -> Tuple[bool, Any]:
+    """Await `awaitable` for at most `timeout` seconds: ``(True, its result)``, or
+    ``(False, None)`` if it overran, even if it caught its cancellation and returned. A
+    `TimeoutError` it raised itself, in time, is raised like any other error."""
+    import asyncio  # here: a worker that never runs coroutines does not pay for it
+
+    started = time.monotonic()
+    try:
+        result = await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        if time.monotonic() - started < timeout:
+            raise  # raised by the awaitable itself: a failure like any other
+        return False, None
+    if time.monotonic() - started >= timeout:  # it caught its cancellation
+        return False, None
+    return True, result
+
+
 def guard_async(
     f: Callable[..., Any],
     indexed: bool,
@@ -170,14 +188,8 @@ def guard_async(
                     await slots.take_async()
             try:
                 if timeout:
-                    started = time.monotonic()
-                    try:
-                        result = await asyncio.wait_for(attempt_once(x, index), timeout)
-                    except asyncio.TimeoutError:
-                        if time.monotonic() - started < timeout:
-                            raise  # raised by `f` itself: a failure like any other
-                        raise ItemTimeoutError(f"overran {timeout}s") from None
-                    if time.monotonic() - started >= timeout:  # it caught its cancellation
+                    in_time, result = await within_timeout(attempt_once(x, index), timeout)
+                    if not in_time:
                         raise ItemTimeoutError(f"overran {timeout}s")
                     return result
                 result = f(x, *index)

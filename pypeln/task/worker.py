@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional
 from .._core.element import Item
 from .._core.examples import WORKER, example
 from .._core.execution import task_works_for
+from .._core.guard import within_timeout
 from .._core.ops import MAP, FlatMap
 from .._core.policy import SKIPPED
 from .._core.stats import Counters
@@ -150,19 +151,10 @@ class Worker:
     ) -> bool:
         """Apply `f` to `item` within `timeout` seconds; an overrunning item is dropped
         (False), even if `f` caught its cancellation and returned."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            await asyncio.wait_for(apply(f, item, indexed, out), timeout)
-        except asyncio.TimeoutError:
-            if loop.time() - started < timeout:  # raised by `f` itself, not by the timeout
-                raise
+        in_time, _ = await within_timeout(apply(f, item, indexed, out), timeout)
+        if not in_time:
             out.clear()
-            return False
-        if loop.time() - started >= timeout:
-            out.clear()
-            return False
-        return True
+        return in_time
 
 
 def cancelled_from_inside(
