@@ -8,6 +8,8 @@ that the worker can be interrupted between them.
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
 import time
 
 import pytest
@@ -183,3 +185,54 @@ def test_an_overrunning_item_is_dropped_even_if_f_catches_the_interruption(backe
     out = sorted(backend.map(f, range(4), workers=1, timeout=TIMEOUT), key=str)
     assert out == [0, 10, 30]
     assert time.monotonic() - started < MAX_RUN_SECONDS
+
+
+def is_inside(thread: threading.Thread, function: str) -> bool:
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None and frame.f_code.co_name != function:
+        frame = frame.f_back
+    return frame is not None
+
+
+@pytest.mark.timeout(30)
+def test_an_overrun_that_lands_as_the_item_ends_does_not_keep_the_watchdog_lock():
+    """`sync` (and each `pl.ray` actor) stops an overrunning item from a watchdog thread,
+    which raises the overrun in the item's thread while holding the lock they share. An
+    item that ends at that moment waits for the lock in `end`, and the overrun lands as
+    soon as it has it: the lock must still be let go, or every later overrun goes
+    unnoticed (the watchdog waits for the lock for good). Played here step by step: the
+    test holds the lock as the watchdog does, raises into the thread waiting in `end`,
+    then lets go."""
+    from pypeln._core.threadstop import Deadline, raise_in_thread
+
+    class Overrun(BaseException):
+        pass
+
+    deadline = Deadline(3600)
+    begun, go, outcome = threading.Event(), threading.Event(), []
+
+    def item() -> None:
+        deadline.begin()
+        begun.set()
+        go.wait(10)
+        try:
+            deadline.end()
+        except Overrun:
+            outcome.append("overrun")
+
+    t = threading.Thread(target=item, daemon=True)
+    t.start()
+    assert begun.wait(10)
+    with deadline._cond:
+        go.set()
+        stop = time.monotonic() + 10
+        while not is_inside(t, "end") and time.monotonic() < stop:
+            time.sleep(0.001)
+        time.sleep(0.05)  # from the call to the lock: a few instructions
+        raise_in_thread(t, Overrun)
+    t.join(10)
+    assert not t.is_alive() and outcome == ["overrun"]
+    free = deadline._cond.acquire(timeout=5)
+    assert free, "the item's thread kept the deadline's lock after its overrun landed"
+    deadline._cond.release()
+    deadline.close()

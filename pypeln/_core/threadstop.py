@@ -54,7 +54,11 @@ class Deadline:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._target = threading.current_thread()
-        self._cond = threading.Condition()
+        # The item's thread takes the plain lock with ``with``, which an exception raised
+        # in it cannot leave held; a Condition's own ``__enter__`` is Python code, where
+        # the overrun could arrive just after the lock was taken and keep it for good.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._started: Optional[float] = None
         self._fired = False
         self._closed = False
@@ -62,7 +66,7 @@ class Deadline:
         self._thread.start()
 
     def begin(self) -> None:
-        with self._cond:
+        with self._lock:
             self._target = threading.current_thread()
             self._fired = False
             self._started = time.monotonic()
@@ -71,7 +75,7 @@ class Deadline:
     def end(self) -> None:
         """End the item's span; raises `ItemTimeout` if the item overran, even if its code
         caught the exception raised in it, or returned before that exception arrived."""
-        with self._cond:
+        with self._lock:
             self._started = None
             fired, self._fired = self._fired, False
         if fired:
@@ -81,7 +85,7 @@ class Deadline:
             raise ItemTimeout()
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
             self._cond.notify()
 
