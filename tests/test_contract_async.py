@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import pypeln as pl
+from pypeln._core import stage as core_stage
 
 pytestmark = [
     pytest.mark.timeout(30),
@@ -176,6 +177,47 @@ def test_await_on_a_thread_stage_before_pypeln_task_is_imported():
         "print(asyncio.run(main()))\n"
     )
     assert run_fresh(code) == "[1, 2, 3]"
+
+
+def test_the_event_loop_backend_is_loaded_on_the_first_await(monkeypatch):
+    """In one process: with no consumer registered yet, the first `await` or `async for`
+    loads the backend that registers it (as importing ``pypeln.task`` does), once."""
+    registered = core_stage._async_consumer
+    loads = []
+
+    def load():
+        loads.append(1)
+        core_stage._async_consumer = registered
+
+    monkeypatch.setattr(core_stage, "_async_consumer", None)
+    monkeypatch.setattr(core_stage, "_async_consumer_loader", load)
+
+    async def consume():
+        return sorted(await pl.thread.map(abs, [1, -2]))
+
+    assert run(consume()) == [1, 2]
+    assert run(consume()) == [1, 2]
+    assert loads == [1], "the backend is loaded once, by the first await"
+
+
+def test_without_an_event_loop_backend_await_says_what_is_missing(monkeypatch):
+    """The core runs no event loop: with no backend registered to run stages on one,
+    `await` and `async for` say so, and what to import."""
+    monkeypatch.setattr(core_stage, "_async_consumer", None)
+    monkeypatch.setattr(core_stage, "_async_consumer_loader", lambda: None)
+    stage = pl.sync.map(abs, [1])
+    message = (
+        r"^await and async for on a stage need a backend that runs stages on an event loop, "
+        r"and none is registered: import pypeln\.task \(importing pypeln does\)$"
+    )
+
+    async def consume():
+        return await stage
+
+    with pytest.raises(RuntimeError, match=message):
+        run(consume())
+    with pytest.raises(RuntimeError, match=message):
+        stage.__aiter__()
 
 
 def run_fresh(code):

@@ -230,9 +230,13 @@ def test_namespace_set_by_the_parent_is_seen_by_workers(backend):
     assert sorted(backend.map(scale, range(3), workers=2)) == [0, 5, 10]
 
 
-@pytest.mark.parametrize("timeout", [0, 30])
+#: a stage's options that change how `f` is called: plain, timed, under a policy, both
+CALL_OPTIONS = [{}, {"timeout": 30}, {"retries": 1}, {"timeout": 30, "retries": 1}]
+
+
+@pytest.mark.parametrize("options", CALL_OPTIONS, ids=["plain", "timed", "policy", "both"])
 @pytest.mark.parametrize("op", ["map", "filter", "flat_map", "each"])
-def test_every_operator_passes_element_index(backend, op, timeout):
+def test_every_operator_passes_element_index(backend, op, options):
     ns = backend.Namespace(seen=())
 
     def f(x, element_index):
@@ -240,7 +244,7 @@ def test_every_operator_passes_element_index(backend, op, timeout):
             ns.seen = ns.seen + ((element_index, x),)
         return [x] if op == "flat_map" else x
 
-    stage = getattr(backend, op)(f, [5, 6, 7], workers=2, timeout=timeout)
+    stage = getattr(backend, op)(f, [5, 6, 7], workers=2, **options)
     out = sorted(stage)
     assert sorted(ns.seen) == [((0,), 5), ((1,), 6), ((2,), 7)]
     assert out == ([] if op == "each" else [5, 6, 7])

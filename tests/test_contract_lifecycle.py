@@ -272,3 +272,24 @@ def test_every_thread_of_a_run_is_a_named_daemon(backend):
     # (a `process` worker runs f in its process's main thread, alone)
     assert seen or name_of(backend) == "process", "f saw no thread of the run"
     assert all(name.startswith("pypeln") and daemon for name, daemon in seen), seen
+
+
+def test_a_source_blocked_when_the_run_ends_is_not_read_any_further(backend):
+    """The consumer leaves while the source is blocked in a call into C (a sleep, a socket
+    read): the run does not wait for it, and once the call returns the source is stopped
+    there, not read on (nothing after the call runs)."""
+    resumed, finished = threading.Event(), threading.Event()
+
+    def source():
+        try:
+            yield 1
+            time.sleep(1.0)  # the consumer has left by now
+            resumed.set()
+            yield 2
+        finally:
+            finished.set()
+
+    for _ in backend.map(abs, source(), workers=1):
+        break
+    finished.wait(10)
+    assert not resumed.is_set(), "the source was read on after the run had ended"

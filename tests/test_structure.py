@@ -17,7 +17,6 @@ from conftest import BACKEND_NAMES, MODULE_API, MODULE_EXTRAS, WORKER_PARTS
 
 import pypeln as pl
 from pypeln._core import contracts
-from pypeln._core import stage as core_stage
 from pypeln._core.execution import Execution
 
 pytestmark = pytest.mark.timeout(60)
@@ -108,19 +107,6 @@ def test_the_core_imports_no_backend() -> None:
         if bad:
             offenders[module] = bad
     assert not offenders, f"the core imports backends: {offenders}"
-
-
-def test_without_an_async_consumer_stages_say_what_is_missing(monkeypatch) -> None:
-    monkeypatch.setattr(core_stage, "_async_consumer", None)
-    stage = pl.sync.map(abs, [1])
-
-    async def consume() -> Any:
-        return await stage
-
-    with pytest.raises(RuntimeError, match="pypeln.task"):
-        asyncio.run(consume())
-    with pytest.raises(RuntimeError, match="pypeln.task"):
-        stage.__aiter__()
 
 
 @pytest.mark.parametrize("name", BACKEND_NAMES)

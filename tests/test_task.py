@@ -345,14 +345,18 @@ def test_sync_consumption_inside_a_running_loop() -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("timeout", [0, 30])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"timeout": 30}, {"retries": 1}, {"timeout": 30, "retries": 1}],
+    ids=["plain", "timed", "policy", "both"],
+)
 @pytest.mark.parametrize("op", ["map", "filter", "flat_map"])
-def test_f_may_return_any_awaitable(op: str, timeout: float) -> None:
+def test_f_may_return_any_awaitable(op: str, options: Dict[str, Any]) -> None:
     """Not only a coroutine: a future, as ``run_in_executor`` returns, is awaited too."""
     results = {"map": abs, "filter": lambda x: x > 0, "flat_map": lambda x: [x, x]}
 
     def in_executor(x: int) -> Any:
         return asyncio.get_running_loop().run_in_executor(None, results[op], x)
 
-    out = sorted(getattr(pl.task, op)(in_executor, [-1, -2, 3], workers=2, timeout=timeout))
+    out = sorted(getattr(pl.task, op)(in_executor, [-1, -2, 3], workers=2, **options))
     assert out == {"map": [1, 2, 3], "filter": [3], "flat_map": [-2, -2, -1, -1, 3, 3]}[op]
