@@ -12,10 +12,11 @@ are left out, as are those not checked yet.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Set
+from typing import Dict, Optional, Set
 
 from mutmut.stats import status_by_exit_code
 
@@ -52,7 +53,43 @@ def main() -> int:
         total.update(counts)
         print(row(module, counts))
     print(row("all", total))
+    sampled = ROOT / "mutants" / "sample.txt"
+    if sampled.exists():
+        print(estimate(sampled, excluded))
     return 0
+
+
+def estimate(sampled: Path, excluded: Set[str]) -> str:
+    """The whole core's score from `./dev mutate sample`: exact over the mutants judged
+    before the sample was drawn, estimated for the rest from the sample (95% interval;
+    members of the sample not checked yet count as missed)."""
+    population = set(sampled.with_name("sample-population.txt").read_text().split())
+    sample = sampled.read_text().split()
+    codes: Dict[str, Optional[int]] = {}
+    for meta in (ROOT / "mutants" / "pypeln" / "_core").glob("**/*.py.meta"):
+        codes.update(json.loads(meta.read_text())["exit_code_by_key"])
+    status = {name: status_by_exit_code[code] for name, code in codes.items()}
+    judged = Counter(status[n] for n in status if n not in population and n not in excluded)
+    caught_before = sum(judged[s] for s in CAUGHT)
+    missed_before = sum(judged[s] for s in MISSED)
+    caught = sum(1 for n in sample if status.get(n) in CAUGHT)
+    pending = sum(1 for n in sample if status.get(n) == "not checked")
+    n, size = len(sample), len(population)
+    p = caught / n
+    fpc = math.sqrt((size - n) / (size - 1)) if size > 1 else 0.0
+    half = 1.96 * math.sqrt(p * (1 - p) / n) * fpc
+    total = caught_before + missed_before + size
+    low = (caught_before + size * max(0.0, p - half)) / total
+    high = (caught_before + size * min(1.0, p + half)) / total
+    mid = (caught_before + size * p) / total
+    return (
+        f"sample: {caught} caught of {n} drawn from the {size} not judged before "
+        f"({pending} not checked yet, counted as missed)\n"
+        f"whole core (pypeln/_core), estimated: {100 * mid:.1f}% "
+        f"(95% interval {100 * low:.1f}% to {100 * high:.1f}%) over {total} mutants; "
+        f"exact over the {caught_before + missed_before} judged before: "
+        f"{100 * caught_before / max(1, caught_before + missed_before):.1f}%"
+    )
 
 
 def row(name: str, counts: Counter[str]) -> str:

@@ -445,7 +445,10 @@ def assert_bottleneck(names: List[str], slow: int) -> None:
         f"{report}"
     )
     assert expected.name in report.why
-    assert "*" in str(report)
+    marked = [line for line in str(report).splitlines() if line.startswith("* ")]
+    assert len(marked) == 1 and marked[0][2:].startswith(expected.name), (
+        f"only the bottleneck's row is marked:\n{report}"
+    )
 
 
 @pytest.mark.timeout(120)
