@@ -389,6 +389,22 @@ def test_batch_timeout_flushes_a_partial_batch_of_a_stalled_source(concurrent_ba
     check_batches(batches, range(3), 10)
 
 
+def test_batch_timeout_flushes_soon_after_the_timeout(concurrent_backend):
+    """A partial batch goes out about `timeout` after its items came, not at some coarser
+    tick: with 0.05 s, well within 0.9 s of the source stalling (on a busy machine too)."""
+    source = StallingSource()
+    try:
+        consumer = Consumer(concurrent_backend.batch(10, source, timeout=0.05))
+        assert source.stalled.wait(WAIT_SECONDS), "the source was not read"
+        stalled = time.monotonic()
+        wait_until(lambda: len(flattened(consumer.received())) >= 3, WAIT_SECONDS)
+        late = time.monotonic() - stalled
+        assert late < 0.9, f"the partial batch came {late:.2f}s after the source stalled"
+    finally:
+        source.release.set()
+    check_batches(consumer.join(), range(3), 10)
+
+
 def test_batch_timeout_after_a_concurrent_stage(concurrent_backend):
     source = StallingSource()
     try:
