@@ -63,8 +63,9 @@ def estimate(sampled: Path, excluded: Set[str]) -> str:
     """The whole core's score from `./dev mutate sample`: exact over the mutants judged
     before the sample was drawn, estimated for the rest from the sample (95% interval;
     members of the sample not checked yet count as missed)."""
-    population = set(sampled.with_name("sample-population.txt").read_text().split())
-    sample = sampled.read_text().split()
+    # (a mutant listed as equivalent since the draw leaves both)
+    population = set(sampled.with_name("sample-population.txt").read_text().split()) - excluded
+    sample = [name for name in sampled.read_text().split() if name not in excluded]
     codes: Dict[str, Optional[int]] = {}
     for meta in (ROOT / "mutants" / "pypeln" / "_core").glob("**/*.py.meta"):
         codes.update(json.loads(meta.read_text())["exit_code_by_key"])
