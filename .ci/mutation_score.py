@@ -76,6 +76,8 @@ def estimate(sampled: Path, excluded: Set[str]) -> str:
     caught = sum(1 for n in sample if status.get(n) in CAUGHT)
     pending = sum(1 for n in sample if status.get(n) == "not checked")
     n, size = len(sample), len(population)
+    if not n:
+        return "sample: empty (./dev mutate sample N draws one)"
     p = caught / n
     fpc = math.sqrt((size - n) / (size - 1)) if size > 1 else 0.0
     half = 1.96 * math.sqrt(p * (1 - p) / n) * fpc
