@@ -146,8 +146,9 @@ def test_stage_not_iterable_in_whole_stream_functions(backend):
 
 
 def test_each_run_not_a_bool(backend):
-    with raises_naming(TypeError, "run", "'yes'"):
+    with raises_naming(TypeError, "run", "'yes'") as info:
         backend.each(identity, [1], run="yes")
+    assert f"pl.{name_of(backend)}.each" in str(info.value), "the error names the call"
 
 
 def test_checks_do_not_run_anything(backend, op):
