@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from html.parser import HTMLParser
-from typing import Any, List, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 from conftest import BACKEND_NAMES, name_of
@@ -456,6 +456,26 @@ def assert_bottleneck(names: List[str], slow: int) -> None:
 def test_the_slow_stage_is_the_bottleneck(backend, slow):
     for _ in range(2):
         assert_bottleneck([name_of(backend)] * 3, slow)
+
+
+def slow_source(n: int, seconds: float) -> Iterator[int]:
+    for x in range(n):
+        time.sleep(seconds)
+        yield x
+
+
+@pytest.mark.timeout(120)
+def test_a_busy_stage_is_named_before_a_waiting_first_stage():
+    """A slow source and, two stages on, a stage as slow as it: the first stage waits for
+    input most of the time, but a stage whose workers were busy most of the time is the
+    one named, not the source."""
+    stage = pl.thread.map(identity, slow_source(ITEMS, SLOW_PER_ITEM))
+    stage = pl.thread.map(functools.partial(takes, SLOW_PER_ITEM), stage)
+    it = pl.thread.to_iterable(stage)
+    assert sorted(it) == list(range(ITEMS))
+    report = it.stats.report()
+    first, busy = list(it.stats)
+    assert report.bottleneck is busy, f"{report.why}\n{report}"
 
 
 MIXED = [
