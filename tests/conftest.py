@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Iterator, List, Set
+from typing import Any, Callable, Dict, Iterator, List, Set
 
 import _mutation_stats
 import pytest
@@ -71,6 +71,12 @@ MODULE_EXTRAS = {
 }
 #: Backends whose workers run concurrently with the consumer.
 CONCURRENT_BACKEND_NAMES = [name for name in BACKEND_NAMES if name != "sync"]
+#: A stage's options that change how its `f` is called: plain, timed, under an error
+#: policy, both (``@pytest.mark.parametrize("options", **CALL_OPTIONS)``).
+CALL_OPTIONS: Dict[str, Any] = dict(
+    argvalues=[{}, {"timeout": 30}, {"retries": 1}, {"timeout": 30, "retries": 1}],
+    ids=["plain", "timed", "policy", "both"],
+)
 
 # -- hypothesis --------------------------------------------------------------------------
 # "ci" (the default) keeps the suite fast on two cores; "dev" digs deeper:

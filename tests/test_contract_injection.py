@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import CALL_OPTIONS
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -230,11 +231,7 @@ def test_namespace_set_by_the_parent_is_seen_by_workers(backend):
     assert sorted(backend.map(scale, range(3), workers=2)) == [0, 5, 10]
 
 
-#: a stage's options that change how `f` is called: plain, timed, under a policy, both
-CALL_OPTIONS = [{}, {"timeout": 30}, {"retries": 1}, {"timeout": 30, "retries": 1}]
-
-
-@pytest.mark.parametrize("options", CALL_OPTIONS, ids=["plain", "timed", "policy", "both"])
+@pytest.mark.parametrize("options", **CALL_OPTIONS)
 @pytest.mark.parametrize("op", ["map", "filter", "flat_map", "each"])
 def test_every_operator_passes_element_index(backend, op, options):
     ns = backend.Namespace(seen=())

@@ -8,7 +8,7 @@ import time
 from typing import Any, AsyncIterator, Dict, List
 
 import pytest
-from conftest import within
+from conftest import CALL_OPTIONS, within
 
 import pypeln as pl
 
@@ -345,11 +345,7 @@ def test_sync_consumption_inside_a_running_loop() -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize(
-    "options",
-    [{}, {"timeout": 30}, {"retries": 1}, {"timeout": 30, "retries": 1}],
-    ids=["plain", "timed", "policy", "both"],
-)
+@pytest.mark.parametrize("options", **CALL_OPTIONS)
 @pytest.mark.parametrize("op", ["map", "filter", "flat_map"])
 def test_f_may_return_any_awaitable(op: str, options: Dict[str, Any]) -> None:
     """Not only a coroutine: a future, as ``run_in_executor`` returns, is awaited too."""
