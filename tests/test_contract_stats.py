@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import threading
 import time
 from collections import Counter
@@ -431,7 +432,10 @@ def three_stages(names: List[str], slow: int) -> Any:
     return stage
 
 
-def assert_bottleneck(names: List[str], slow: int) -> None:
+def assert_bottleneck(names: List[str], slow: int, evidence: bool = False) -> None:
+    """The stage at position `slow` is named; with `evidence`, the stage after it is cited
+    as waiting for input (only where all start together: a process stage after a thread
+    stage may start when most of the run is over)."""
     consumer = getattr(pl, names[-1])
     it = consumer.to_iterable(three_stages(names, slow))
     assert sorted(it) == list(range(ITEMS))
@@ -444,18 +448,26 @@ def assert_bottleneck(names: List[str], slow: int) -> None:
         f"{report.bottleneck.name if report.bottleneck is not None else None}: {report.why}\n"
         f"{report}"
     )
-    assert expected.name in report.why
-    marked = [line for line in str(report).splitlines() if line.startswith("* ")]
-    assert len(marked) == 1 and marked[0][2:].startswith(expected.name), (
-        f"only the bottleneck's row is marked:\n{report}"
+    verdict = re.fullmatch(
+        r"Bottleneck: (.+?): its workers were busy \d+% of the time(;.*)?\.", report.why
     )
+    assert verdict is not None and verdict.group(1) == expected.name, report.why
+    if evidence and slow + 1 < len(rows):
+        # the evidence: the stage after it waited for input most of the time
+        assert f"; {rows[slow + 1].name} after it waited for input " in report.why, report.why
+    assert marked_rows(report) == [expected.name], f"only the bottleneck's row is marked:\n{report}"
+
+
+def marked_rows(report: Any) -> List[str]:
+    """The names of the report's rows marked as the bottleneck."""
+    return [line[2:].split("  ")[0] for line in str(report).splitlines() if line.startswith("* ")]
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("slow", [0, 1, 2], ids=["first", "middle", "last"])
 def test_the_slow_stage_is_the_bottleneck(backend, slow):
     for _ in range(2):
-        assert_bottleneck([name_of(backend)] * 3, slow)
+        assert_bottleneck([name_of(backend)] * 3, slow, evidence=True)
 
 
 def slow_source(n: int, seconds: float) -> Iterator[int]:
@@ -478,6 +490,61 @@ def test_a_busy_stage_is_named_before_a_waiting_first_stage():
     assert report.bottleneck is busy, f"{report.why}\n{report}"
 
 
+#: A slow source or loop: 40 items of 20 ms.
+SLOW_END_ITEMS, SLOW_END_PER_ITEM = 40, 0.02
+
+
+def assert_no_stage_named(backend: Any, report: Any, verdict: str) -> None:
+    if name_of(backend) in ("process", "ray"):
+        # starting processes or actors can take most of a short run on a busy machine
+        verdict = rf"(?:{verdict})|No stage stands out: .+"
+    assert report.bottleneck is None, f"{report.why}\n{report}"
+    assert re.fullmatch(verdict, report.why), f"{report.why}\n{report}"
+    assert marked_rows(report) == [], f"no row is marked:\n{report}"
+
+
+@pytest.mark.timeout(120)
+def test_a_slow_source_is_named_as_the_bottleneck(backend):
+    """The stages wait for a slow source: the report says so and names no stage."""
+    it = backend.to_iterable(backend.map(identity, slow_source(SLOW_END_ITEMS, SLOW_END_PER_ITEM)))
+    assert sorted(it) == list(range(SLOW_END_ITEMS))
+    report = it.stats.report()
+    name = re.escape(it.stats[0].name)
+    verdict = rf"The source is the bottleneck: {name} waited for input \d+% of the time\."
+    assert_no_stage_named(backend, report, verdict)
+
+
+@pytest.mark.timeout(120)
+def test_a_slow_consumer_is_named_as_the_bottleneck(backend):
+    """A loop slower than the stage, which its full output queue holds back: the report
+    names the consumer, not the stage."""
+    it = backend.to_iterable(backend.map(identity, range(SLOW_END_ITEMS), maxsize=1))
+    for _ in it:
+        time.sleep(SLOW_END_PER_ITEM)
+    report = it.stats.report()
+    name = re.escape(it.stats[0].name)
+    verdict = (
+        rf"The consumer is the bottleneck: {name} was blocked on its full output \d+% of the time\."
+    )
+    assert_no_stage_named(backend, report, verdict)
+
+
+@pytest.mark.timeout(120)
+def test_a_stage_that_was_hardly_busy_is_not_named(backend):
+    """A slow loop behind an unbounded output: the stage is done early and never blocked,
+    so no stage stands out, and none is called the bottleneck."""
+    it = backend.to_iterable(backend.map(identity, range(SLOW_END_ITEMS)))
+    for _ in it:
+        time.sleep(SLOW_END_PER_ITEM)
+    report = it.stats.report()
+    if name_of(backend) == "sync":  # its output is the loop itself: the loop holds it back
+        assert report.why.startswith("The consumer is the bottleneck"), report.why
+        return
+    name = re.escape(it.stats[0].name)
+    verdict = rf"No stage stands out: the busiest, {name}, was busy \d% of the time; .+\."
+    assert_no_stage_named(backend, report, verdict)
+
+
 MIXED = [
     ["thread", "process", "task"],
     ["sync", "thread", "thread"],
@@ -496,6 +563,51 @@ def test_the_slow_stage_is_the_bottleneck_across_backends(names, slow):
     assert_bottleneck(names, slow)
 
 
+def keeps_slowly(seconds: float, x: int) -> bool:
+    time.sleep(seconds)
+    return True
+
+
+def one_slowly(seconds: float, x: int) -> List[int]:
+    time.sleep(seconds)
+    return [x]
+
+
+def nothing_slowly(seconds: float, x: int) -> None:
+    time.sleep(seconds)
+
+
+SLOW_OPS = {
+    "filter": (keeps_slowly, list(range(ITEMS))),
+    "flat_map": (one_slowly, list(range(ITEMS))),
+    "each": (nothing_slowly, []),
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("op", list(SLOW_OPS))
+def test_any_operator_can_be_the_bottleneck(op):
+    """A slow filter, flat_map or each between two maps is named, with its evidence: items
+    waited for it, and the stage after it waited for input."""
+    f, expected = SLOW_OPS[op]
+    stage = pl.thread.map(identity, range(ITEMS))
+    stage = getattr(pl.thread, op)(functools.partial(f, SLOW_PER_ITEM), stage)
+    it = pl.thread.to_iterable(pl.thread.map(identity, stage))
+    assert sorted(it) == expected
+    before, slow, after = list(it.stats)
+    report = it.stats.report()
+    assert report.bottleneck is slow, f"{report.why}\n{report}"
+    evidence = (
+        rf"(up to \d+ items waited for it at once"
+        rf"|{re.escape(before.name)} before it was blocked on a full queue \d+%)"
+    )
+    assert re.fullmatch(
+        rf"Bottleneck: {re.escape(slow.name)}: its workers were busy \d+% of the time; "
+        rf"{evidence}; {re.escape(after.name)} after it waited for input \d+%\.",
+        report.why,
+    ), f"{report.why}\n{report}"
+
+
 def test_a_sync_stage_given_several_workers_is_weighed_as_the_one_it_runs(request):
     stage = pl.sync.map(functools.partial(takes, SLOW_PER_ITEM), range(ITEMS), workers=4)
     stage = pl.thread.map(functools.partial(takes, SLOW_PER_ITEM / 2), stage)
@@ -511,6 +623,47 @@ def test_the_report_of_an_empty_run(backend):
     report = stats.report()
     assert stats[0].name in str(report)
     assert report.why
+
+
+class Fetcher:
+    def get(self, x: int) -> int:
+        return x
+
+
+class Named:
+    """A callable object that carries a `__name__` (as some decorators' results do)."""
+
+    def __init__(self) -> None:
+        self.__name__ = "fetch"
+
+    def __call__(self, x: int) -> int:
+        return x
+
+
+@pytest.mark.parametrize(
+    "f, name",
+    [
+        (identity, "identity"),
+        (Fetcher().get, "Fetcher.get"),
+        (Named(), "fetch"),
+        (functools.partial(functools.partial(takes, 0.0)), "takes"),
+        (functools.partial(Named()), "fetch"),
+        (functools.partial(abs), "abs"),
+    ],
+    ids=["function", "method", "named-object", "partial", "partial-object", "partial-builtin"],
+)
+def test_a_row_is_named_after_the_stage_and_its_function(f, name):
+    stats = pl.thread.run(pl.thread.map(f, range(3)), stats=True)
+    assert stats[0].name == f"pl.thread.map({name})"
+
+
+def test_a_row_of_a_callable_without_a_name_is_named_after_the_stage():
+    class Anonymous:
+        def __call__(self, x: int) -> int:
+            return x
+
+    stats = pl.thread.run(pl.thread.map(Anonymous(), range(3)), stats=True)
+    assert stats[0].name == "pl.thread.map"
 
 
 def test_counting_does_not_leak_into_other_runs(backend):

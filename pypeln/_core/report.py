@@ -6,6 +6,10 @@ from typing import List, Optional, Sequence
 
 from .stats import FIELDS, RunStats, StageStats
 
+#: The least share of the run's time that counts as evidence: a stage busy less than this is
+#: not named the bottleneck, and a neighbour blocked or waiting less is not cited.
+NOTICEABLE = 0.05
+
 
 def utilization(row: StageStats, elapsed: float) -> float:
     """The share of its workers' time the stage spent on items (0 to 1)."""
@@ -118,7 +122,7 @@ def find_bottleneck(rows: Sequence[StageStats], elapsed: float) -> tuple[Optiona
     if not working or elapsed <= 0:
         return None, "No stage has done any work yet."
     scored = [(utilization(r, elapsed), k, r) for k, r in enumerate(working)]
-    score, _, best = max(scored, key=lambda t: (t[0], -t[1]))
+    score, k, best = max(scored, key=lambda t: (t[0], -t[1]))
     last = working[-1]
     blocked_last = _share(last.blocked, last, elapsed)
     if score < 0.5 and blocked_last > 0.5:
@@ -133,22 +137,24 @@ def find_bottleneck(rows: Sequence[StageStats], elapsed: float) -> tuple[Optiona
             f"The source is the bottleneck: {first.name} waited for input "
             f"{waiting_first:.0%} of the time."
         )
-    if score == 0:
-        return None, "No stage has done any work yet."
-    k = rows.index(best)
+    if score < NOTICEABLE:
+        if not any(r.items_in for r in working):
+            return None, "No stage has done any work yet."
+        return None, (
+            f"No stage stands out: the busiest, {best.name}, was busy {score:.0%} of the "
+            "time; the time went to the source, the consumer or starting the workers."
+        )
     why = [f"Bottleneck: {best.name}: its workers were busy {score:.0%} of the time"]
-    before = [r for r in rows[:k] if r.op in ("map", "filter", "flat_map", "each")]
-    after = [r for r in rows[k + 1 :] if r.op in ("map", "filter", "flat_map", "each")]
-    if before:
-        b = before[-1]
+    if k > 0:
+        b = working[k - 1]
         blocked = _share(b.blocked, b, elapsed)
-        if blocked >= 0.05:
+        if blocked >= NOTICEABLE:
             why.append(f"{b.name} before it was blocked on a full queue {blocked:.0%}")
         elif best.queue_peak:
             why.append(f"up to {best.queue_peak} items waited for it at once")
-    if after:
-        a = after[0]
+    if k + 1 < len(working):
+        a = working[k + 1]
         waiting = _share(a.waiting, a, elapsed)
-        if waiting >= 0.05:
+        if waiting >= NOTICEABLE:
             why.append(f"{a.name} after it waited for input {waiting:.0%}")
     return best, "; ".join(why) + "."

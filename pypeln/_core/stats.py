@@ -14,6 +14,7 @@ names the bottleneck (and renders as HTML in Jupyter).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
@@ -349,6 +350,8 @@ class RunStats:
 
 def stage_name(stage: Any) -> str:
     f = stage.f
+    while isinstance(f, functools.partial):  # named after the function that does the work
+        f = f.func
     name = getattr(f, "__qualname__", None) or getattr(f, "__name__", None)
     if stage.op.name == "batch":
         name = str(stage.options.get("size"))
