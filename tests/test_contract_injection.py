@@ -245,3 +245,35 @@ def test_every_operator_passes_element_index(backend, op, options):
     out = sorted(stage)
     assert sorted(ns.seen) == [((0,), 5), ((1,), 6), ((2,), 7)]
     assert out == ([] if op == "each" else [5, 6, 7])
+
+
+class Flaky(Exception):
+    pass
+
+
+@pytest.mark.parametrize("options", [{}, {"timeout": 30}], ids=["policy", "both"])
+@pytest.mark.parametrize("op", ["map", "filter", "flat_map", "each"])
+def test_a_retried_attempt_gets_the_same_value_and_element_index(backend, op, options):
+    """Each item fails its first attempt: the retry calls `f` with the item's value and
+    index again, and the handler of an item that fails for good gets its value."""
+    ns = backend.Namespace(tried=(), seen=())
+
+    def f(x, element_index):
+        with ns:
+            first = x not in ns.tried
+            ns.tried = ns.tried + (x,)
+        if first or x == 7:
+            raise Flaky(x)
+        with ns:
+            ns.seen = ns.seen + ((element_index, x),)
+        return [x] if op == "flat_map" else x
+
+    def handler(e, x):
+        with ns:
+            ns.seen = ns.seen + (("failed", x),)
+        return [x] if op == "flat_map" else x
+
+    stage = getattr(backend, op)(f, [5, 6, 7], workers=2, retries=1, on_error=handler, **options)
+    out = sorted(stage)
+    assert sorted(ns.seen, key=repr) == sorted([((0,), 5), ((1,), 6), ("failed", 7)], key=repr)
+    assert out == ([] if op == "each" else [5, 6, 7])

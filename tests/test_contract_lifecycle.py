@@ -278,12 +278,12 @@ def test_a_source_blocked_when_the_run_ends_is_not_read_any_further(backend):
     """The consumer leaves while the source is blocked in a call into C (a sleep, a socket
     read): the run does not wait for it, and once the call returns the source is stopped
     there, not read on (nothing after the call runs)."""
-    resumed, finished = threading.Event(), threading.Event()
+    left, resumed, finished = threading.Event(), threading.Event(), threading.Event()
 
     def source():
         try:
             yield 1
-            time.sleep(1.0)  # the consumer has left by now
+            left.wait(30)  # blocked (in a lock's acquire) until the consumer has left
             resumed.set()
             yield 2
         finally:
@@ -291,5 +291,6 @@ def test_a_source_blocked_when_the_run_ends_is_not_read_any_further(backend):
 
     for _ in backend.map(abs, source(), workers=1):
         break
-    finished.wait(10)
+    left.set()
+    assert finished.wait(10), "the source was not stopped"
     assert not resumed.is_set(), "the source was read on after the run had ended"

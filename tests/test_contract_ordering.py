@@ -34,6 +34,30 @@ def test_ordered_after_map_with_random_sleeps(backend):
     assert list(stage) == list(range(30))
 
 
+def record(x):
+    """A value `ordered` cannot compare (a dict): it orders by position alone."""
+    return {"n": jitter(x) % 7, "x": x}
+
+
+def test_ordered_does_not_compare_the_values(backend):
+    stage = backend.map(record, range(40), workers=4) | backend.ordered
+    assert [r["x"] for r in stage] == list(range(40))
+
+
+@pytest.mark.parametrize("rows", [False, True], ids=["columns", "rows"])
+def test_ordered_after_stages_without_watermarks(monkeypatch, rows):
+    """A backend whose stages report no watermarks (`pl.ray`'s, or a third party's: see
+    `pypeln._core.contracts`) leaves `ordered` nothing to stream by: it sorts everything at
+    the end, columns and rows alike (a `flat_map` upstream sends rows)."""
+    from pypeln.thread import ThreadBackend
+
+    monkeypatch.setattr(ThreadBackend, "reports_progress", False)
+    stage = pl.thread.map(jitter, range(300), workers=4, maxsize=4)
+    if rows:
+        stage = pl.thread.flat_map(lambda x: [x], stage, workers=2)
+    assert list(stage | pl.thread.ordered) == list(range(300))
+
+
 def test_ordered_after_filter(backend):
     stage = (
         range(30)

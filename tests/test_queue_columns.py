@@ -97,6 +97,22 @@ def test_what_is_taken_is_what_was_put_in_order(plan, forms, consumers):
     ]
 
 
+@pytest.mark.parametrize(
+    "plan, form",
+    [(["range", "ints", "list"], tuple), (["rows", "one"], list), (["range", "rows"], list)],
+    ids=["all-columns", "all-rows", "mixed"],
+)
+def test_a_take_as_put_is_columns_only_when_all_of_it_was_put_as_columns(plan, form):
+    q = pl.thread.IterableQueue()
+    q.add_producers(1)
+    expected = fill(q, [(how, 3) for how in plan])
+    q.done()
+    got = q.get_tracked(100, True, AS_PUT)
+    assert got is not None and type(got[0]) is form
+    values = got[0][1] if form is tuple else [x for _, x in got[0]]
+    assert list(values) == [x for _, x in expected]
+
+
 def test_columns_put_into_a_bounded_queue_wait_for_room_and_arrive_whole():
     q = pl.thread.IterableQueue(maxsize=3)
     q.add_producers(1)
