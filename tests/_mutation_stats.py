@@ -14,9 +14,10 @@ for the test that is running when it reads the file, at the test's teardown.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional, Set
+from typing import Any, Dict, Optional, Set
 
 import pytest
 
@@ -27,6 +28,19 @@ HITS = "PYPELN_MUTATION_HITS"  # where the other processes write what they reach
 def recording() -> bool:
     """Whether mutmut is recording which tests reach which functions."""
     return os.environ.get("MUTANT_UNDER_TEST") == "stats"
+
+
+def script_env() -> Dict[str, str]:
+    """The environment for a test's own Python script that runs the pypeln under test.
+
+    While mutmut records, its recorder in that interpreter would look for its
+    configuration in the script's directory and fail: the script runs unrecorded instead
+    (what it reaches is reached by the test's own process too).
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    if recording():
+        del env["MUTANT_UNDER_TEST"]
+    return env
 
 
 def install() -> None:

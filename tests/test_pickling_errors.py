@@ -6,7 +6,6 @@ user's file and lines."""
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pickle
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from _mutation_stats import script_env
 
 import pypeln as pl
 from pypeln._core.errors import Failure
@@ -371,7 +371,7 @@ def test_spawned_tracebacks_show_the_script(tmp_path: Path, method: str) -> None
     done = subprocess.run(
         [sys.executable, str(script), method],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},  # the pypeln under test
+        env=script_env(),  # the pypeln under test
         capture_output=True,
         text=True,
         timeout=50,

@@ -15,6 +15,7 @@ from multiprocessing import forkserver, resource_tracker
 from typing import Any, Iterator, List, Set
 
 import pytest
+from _mutation_stats import script_env
 from conftest import SIGINT_AS_IN_A_TERMINAL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -557,7 +558,7 @@ def test_import_starts_no_process() -> None:
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        env=script_env(),  # the pypeln under test
     )
     assert out.stdout.strip() == "ok", out.stderr
 
