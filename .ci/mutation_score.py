@@ -79,11 +79,15 @@ def estimate(sampled: Path, excluded: Set[str]) -> str:
     if not n:
         return "sample: empty (./dev mutate sample N draws one)"
     p = caught / n
+    # Wilson's interval (sound when all or none of the sample was caught, unlike p +- z*se),
+    # narrowed by the finite population correction
+    z = 1.96
     fpc = math.sqrt((size - n) / (size - 1)) if size > 1 else 0.0
-    half = 1.96 * math.sqrt(p * (1 - p) / n) * fpc
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) * fpc
     total = caught_before + missed_before + size
-    low = (caught_before + size * max(0.0, p - half)) / total
-    high = (caught_before + size * min(1.0, p + half)) / total
+    low = (caught_before + size * max(0.0, centre - half)) / total
+    high = (caught_before + size * min(1.0, centre + half)) / total
     mid = (caught_before + size * p) / total
     return (
         f"sample: {caught} caught of {n} drawn from the {size} not judged before "
